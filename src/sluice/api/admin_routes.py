@@ -1,0 +1,41 @@
+"""Admin routes (master key required when one is set): gateway status and the request log."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.api.errors import error_response
+from sluice.api.openai_routes import check_key
+from sluice.api.wiring import AppState
+from sluice.errors import SluiceError
+
+
+async def status(request: Request) -> Response:
+    state: AppState = request.app.state.sluice
+    try:
+        check_key(request, state)
+    except SluiceError as error:
+        return error_response(error)
+    backends = {}
+    for name, backend in state.backends.items():
+        slots = state.gateway.slots[name]
+        healthy = await backend.health() if state.backend_ready(name) else False
+        backends[name] = {"type": backend.type, "started": state.backend_ready(name), "healthy": healthy,
+                          "queued": slots.waiting}
+    writer = state.log_writer
+    body = {
+        "backends": backends,
+        "models": sorted(state.gateway.routes.routes),
+        "request_log": None if writer is None else {
+            "queue_depth": writer.queue_depth,  # type: ignore[attr-defined]
+            "rows_written": writer.rows_written,  # type: ignore[attr-defined]
+            "write_errors": writer.write_errors,  # type: ignore[attr-defined]
+        },
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+routes = [Route("/admin/status", status, methods=["GET"])]

@@ -1,0 +1,122 @@
+"""The Starlette app factory: routes, lifespan (backends, store, log writer), error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.api import admin_routes, openai_routes
+from sluice.api.errors import error_response
+from sluice.api.wiring import AppState, build_state, start_backends, stop_backends
+from sluice.config import SluiceConfig
+from sluice.gateway.pipeline import InternalError
+from sluice.telemetry.tracing import Tracing
+
+log = logging.getLogger("sluice.api")
+
+
+def create_app(config: SluiceConfig, *, tracing: Tracing | None = None, with_store: bool = True) -> Starlette:
+    """Build the gateway app. `with_store=False` skips the durable log (used by a few unit tests)."""
+    state = build_state(config, tracing=tracing)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if with_store:
+            await _open_store(state)
+        await start_backends(state)
+        try:
+            yield
+        finally:
+            await stop_backends(state)
+            if with_store:
+                await _close_store(state)
+            state.recorder.tracing.shutdown()
+
+    app = Starlette(
+        routes=[*openai_routes.routes, *admin_routes.routes,
+                Route("/health/live", live, methods=["GET"]),
+                Route("/health/ready", ready, methods=["GET"]),
+                Route("/metrics", metrics, methods=["GET"])],
+        lifespan=lifespan,
+        exception_handlers={Exception: _internal_error, 404: _not_found, 405: _method_not_allowed},
+    )
+    app.state.sluice = state
+    return app
+
+
+async def live(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def ready(request: Request) -> Response:
+    """Ready when the store is open and every backend has started (local models loaded)."""
+    state: AppState = request.app.state.sluice
+    backends = {name: ("ready" if state.backend_ready(name) else _start_state(state, name))
+                for name in state.backends}
+    store_ok = state.log_writer is not None
+    ok = store_ok and all(value == "ready" for value in backends.values())
+    body = {"status": "ready" if ok else "not_ready", "store": "ready" if store_ok else "not_ready",
+            "backends": backends}
+    return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
+
+
+async def metrics(request: Request) -> Response:
+    state: AppState = request.app.state.sluice
+    writer = state.log_writer
+    if writer is not None:
+        state.metrics.log_queue_depth.set(writer.queue_depth)  # type: ignore[attr-defined]
+    return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _start_state(state: AppState, name: str) -> str:
+    task = state.gateway.starting.get(name)
+    if task is None or not task.done():
+        return "starting"
+    return "failed"
+
+
+async def _open_store(state: AppState) -> None:
+    from sluice.store import create_engine, migrate
+    from sluice.telemetry.log_writer import RequestLogWriter
+
+    await migrate(state.config.store.url)
+    engine = create_engine(state.config.store.url)
+    metrics = state.metrics
+    writer = RequestLogWriter(engine, state.config.store, on_queue_full=metrics.log_queue_full.inc,
+                              on_rows_written=metrics.log_rows.inc, on_write_error=metrics.log_write_errors.inc)
+    await writer.start()
+    state.engine, state.log_writer = engine, writer
+    state.recorder.sink = writer
+
+
+async def _close_store(state: AppState) -> None:
+    writer, engine = state.log_writer, state.engine
+    if writer is not None:
+        await writer.close(timeout_s=state.config.server.graceful_shutdown_s)  # type: ignore[attr-defined]
+    if engine is not None:
+        await engine.dispose()  # type: ignore[attr-defined]
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return error_response(InternalError("The gateway failed to handle this request."))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return Response(orjson.dumps({"error": {"message": f"No route for {request.url.path}",
+                                            "type": "invalid_request_error", "param": None,
+                                            "code": "not_found"}}),
+                    status_code=404, media_type="application/json")
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return Response(orjson.dumps({"error": {"message": f"{request.method} is not allowed on {request.url.path}",
+                                            "type": "invalid_request_error", "param": None,
+                                            "code": "method_not_allowed"}}),
+                    status_code=405, media_type="application/json")

@@ -1,0 +1,156 @@
+"""OpenAI-compatible routes: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.api.errors import error_response, validation_error
+from sluice.api.streaming import EventStreamResponse
+from sluice.api.wiring import AppState
+from sluice.backends import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Endpoint
+from sluice.errors import InvalidRequest, PayloadTooLarge, SluiceError, Unauthorized
+from sluice.gateway import pipeline
+from sluice.gateway.context import RequestContext
+
+_MODELS: dict[Endpoint, type[BaseModel]] = {
+    "chat": ChatCompletionRequest,
+    "completions": CompletionRequest,
+    "embeddings": EmbeddingRequest,
+}
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _generate(request, "chat")
+
+
+async def completions(request: Request) -> Response:
+    return await _generate(request, "completions")
+
+
+async def _generate(request: Request, endpoint: Endpoint) -> Response:
+    state: AppState = request.app.state.sluice
+    ctx = RequestContext(_request_id(request), endpoint, request.client.host if request.client else None)
+    headers = {"x-request-id": ctx.request_id}
+    try:
+        body = await _parse(request, state, endpoint, ctx)
+        if body.stream:
+            first, rest = await pipeline.stream(state.gateway, ctx, body)
+            headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
+            if ctx.target is not None:
+                headers["x-sluice-target"] = ctx.target.name
+            return EventStreamResponse(first, rest, headers)  # type: ignore[return-value]
+        completion = await pipeline.complete(state.gateway, ctx, body)
+    except SluiceError as error:
+        return error_response(error, headers)
+    headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
+    if ctx.target is not None:
+        headers["x-sluice-target"] = ctx.target.name
+    return Response(orjson.dumps(completion.payload), media_type="application/json", headers=headers)
+
+
+async def embeddings(request: Request) -> Response:
+    state: AppState = request.app.state.sluice
+    ctx = RequestContext(_request_id(request), "embeddings", request.client.host if request.client else None)
+    headers = {"x-request-id": ctx.request_id}
+    try:
+        body = await _parse(request, state, "embeddings", ctx)
+        result = await pipeline.embed(state.gateway, ctx, body)
+    except SluiceError as error:
+        return error_response(error, headers)
+    headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
+    return Response(orjson.dumps(result.payload), media_type="application/json", headers=headers)
+
+
+async def list_models(request: Request) -> Response:
+    state: AppState = request.app.state.sluice
+    try:
+        check_key(request, state)
+    except SluiceError as error:
+        return error_response(error)
+    data = [
+        {"id": name, "object": "model", "created": state.started_at, "owned_by": "sluice",
+         "endpoints": sorted(route.endpoints),
+         "targets": [{"backend": t.name, "type": t.backend.type, "model": t.upstream_model, "weight": t.weight}
+                     for t in route.targets]}
+        for name, route in state.gateway.routes.routes.items()
+    ]
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: RequestContext) -> Any:
+    """Auth, size limit, JSON, schema — each failure an OpenAI-shaped 4xx, recorded like any request."""
+    try:
+        check_key(request, state)
+        raw = await _read_body(request, state.config.server.max_body_bytes)
+        if state.recorder.keep_bodies:
+            ctx.body_text = raw.decode("utf-8", "replace")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"Invalid JSON body: {exc}", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+        if isinstance(data.get("model"), str):
+            ctx.model = data["model"]
+        try:
+            body = _MODELS[endpoint].model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+    except SluiceError as error:
+        ctx.fail(error)
+        state.recorder.record(ctx)
+        raise
+    ctx.stream = bool(getattr(body, "stream", False))
+    ctx.user = body.user  # type: ignore[attr-defined]
+    if endpoint != "embeddings":
+        ctx.request = body  # type: ignore[assignment]
+    state.recorder.start(ctx, dict(request.headers))
+    return body
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}.", code="body_too_large")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.", code="body_too_large")
+    return bytes(body)
+
+
+def check_key(request: Request, state: AppState) -> None:
+    if state.master_key is None:
+        return
+    auth = request.headers.get("authorization", "")
+    token = auth[7:] if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    if not state.key_matches(token):
+        raise Unauthorized("Invalid or missing API key. Send `Authorization: Bearer <key>`.",
+                           code="invalid_api_key")
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+]

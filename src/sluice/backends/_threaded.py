@@ -1,0 +1,270 @@
+"""In-process generation: a worker thread produces tokens, streamed to the event loop as OpenAI chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
+from sluice.backends.types import (
+    BackendCall,
+    ChatCompletionRequest,
+    Chunk,
+    Completion,
+    CompletionRequest,
+    Usage,
+)
+from sluice.errors import InvalidRequest, SluiceError, UpstreamError, UpstreamStreamBroken
+
+DEFAULT_MAX_TOKENS = 256  # local CPU models ramble; OpenAI's "until the context ends" is too costly here
+
+
+@dataclass(slots=True, frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int  # always set: a random one when the request has none, so one code path samples
+    stop: tuple[str, ...]
+    presence_penalty: float
+    frequency_penalty: float
+
+
+@dataclass(slots=True)
+class TokenRun:
+    """A prepared generation: the counted prompt and the runtime's (endless) stream of sampled token ids."""
+
+    prompt_tokens: int
+    tokens: Iterator[int]
+    context_tokens: int | None  # the model's window; prompt + completion must fit in it
+
+
+class TokenModel(Protocol):
+    """What a local runtime provides; every method runs on the worker thread, one generation at a time."""
+
+    def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun: ...
+
+    def decode(self, token_ids: Sequence[int]) -> str: ...
+
+    def is_end(self, token_id: int) -> bool: ...
+
+
+def sampling_for(call: BackendCall) -> Sampling:
+    """Validate what a single-sequence local runtime can honour and fix the sampling parameters."""
+    request = call.request
+    if (request.n or 1) > 1:
+        raise InvalidRequest("local backends generate one choice; n must be 1", param="n")
+    if isinstance(request, ChatCompletionRequest):
+        if request.tools:
+            raise InvalidRequest("local backends do not support tools", param="tools")
+        if request.response_format and request.response_format.get("type", "text") != "text":
+            raise InvalidRequest("local backends only support response_format text", param="response_format")
+    elif request.echo or request.suffix:
+        raise InvalidRequest("local backends support neither echo nor suffix", param="echo")
+    return Sampling(
+        max_tokens=request.output_limit or DEFAULT_MAX_TOKENS,
+        temperature=1.0 if request.temperature is None else request.temperature,
+        top_p=1.0 if request.top_p is None else request.top_p,
+        seed=random.getrandbits(32) if request.seed is None else request.seed,
+        stop=tuple(stop for stop in request.stop_list if stop),
+        presence_penalty=request.presence_penalty or 0.0,
+        frequency_penalty=request.frequency_penalty or 0.0,
+    )
+
+
+def chat_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
+    """Messages as plain role/content strings, the shape chat templates expect."""
+    messages = []
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, list):
+            if any(part.get("type") != "text" for part in content):
+                raise InvalidRequest("local backends accept only text content parts", param="messages")
+            content = "".join(str(part.get("text", "")) for part in content)
+        messages.append({"role": message.role, "content": content or ""})
+    return messages
+
+
+def plain_chat_prompt(messages: Sequence[dict[str, str]]) -> str:
+    """The fallback for models without a chat template: role-prefixed lines ending in an assistant turn."""
+    return "".join(f"{message['role']}: {message['content']}\n" for message in messages) + "assistant:"
+
+
+def completion_prompt(request: CompletionRequest) -> str | list[int]:
+    """The one prompt of a completions request: text, or token ids used as they are."""
+    prompt: Any = request.prompt
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
+        prompt = prompt[0]
+    if isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)):
+        return prompt
+    raise InvalidRequest("local backends take one prompt per request", param="prompt")
+
+
+class IncrementalDetokenizer:
+    """Text deltas from a growing token list without re-decoding it all, and never half a character."""
+
+    def __init__(self, decode: Callable[[Sequence[int]], str]) -> None:
+        self._decode = decode
+        self._ids: list[int] = []
+        self._prefix = 0  # decoding from a few tokens back keeps word-initial spaces right
+        self._read = 0
+
+    def push(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        prefix_text = self._decode(self._ids[self._prefix:self._read])
+        full_text = self._decode(self._ids[self._prefix:])
+        if len(full_text) <= len(prefix_text) or full_text.endswith("\ufffd"):
+            return ""  # a multi-byte character is still incomplete
+        self._prefix, self._read = self._read, len(self._ids)
+        return full_text[len(prefix_text):]
+
+    def flush(self) -> str:
+        prefix_text = self._decode(self._ids[self._prefix:self._read])
+        return self._decode(self._ids[self._prefix:])[len(prefix_text):]
+
+
+class StopScanner:
+    """Cuts the text at the first stop sequence, holding back a tail that might begin one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = tuple(stops)
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Returns (text safe to emit, whether a stop sequence was reached)."""
+        buffer = self._held + text
+        hits = [index for index in (buffer.find(stop) for stop in self._stops) if index >= 0]
+        if hits:
+            self._held = ""
+            return buffer[:min(hits)], True
+        keep = max((n for stop in self._stops for n in range(1, len(stop)) if buffer.endswith(stop[:n])),
+                   default=0)
+        self._held = buffer[len(buffer) - keep:] if keep else ""
+        return buffer[:len(buffer) - keep], False
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
+@dataclass(slots=True, frozen=True)
+class _Started:
+    prompt_tokens: int
+
+
+@dataclass(slots=True, frozen=True)
+class _Finished:
+    finish_reason: str
+    completion_tokens: int
+
+
+_Item = str | _Started | _Finished | BaseException  # what the worker hands the event loop
+
+
+class ThreadedGenerator:
+    """Runs one `TokenModel` generation at a time on its own thread and streams it as chunks."""
+
+    def __init__(self, backend_name: str, model: TokenModel) -> None:
+        self.backend_name = backend_name
+        self._model = model
+        self._lock = threading.Lock()  # the runtimes are not thread-safe: one generation per model
+
+    async def complete(self, call: BackendCall) -> Completion:
+        return await collect(call, self.stream(call))
+
+    async def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
+        sampling = sampling_for(call)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: _Item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                cancel.set()
+
+        worker = threading.Thread(target=self._work, args=(call, sampling, cancel, emit), daemon=True,
+                                  name=f"sluice-generate-{self.backend_name}")
+        worker.start()
+        response_id, created = new_id(call.endpoint), int(time.time())
+        started, prompt_tokens = False, 0
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, str):
+                    started = True
+                    yield text_chunk(call, response_id, created, item)
+                elif isinstance(item, _Started):
+                    prompt_tokens = item.prompt_tokens
+                    if call.endpoint == "chat":
+                        yield role_chunk(call, response_id, created)
+                elif isinstance(item, _Finished):
+                    yield text_chunk(call, response_id, created, "", finish_reason=item.finish_reason)
+                    usage = Usage(prompt_tokens, item.completion_tokens)
+                    yield usage_chunk(call, response_id, created, usage)
+                    return
+                elif isinstance(item, SluiceError) or not isinstance(item, Exception):
+                    raise item  # request errors and interrupts pass through as they are
+                else:
+                    message = f"local backend `{self.backend_name}` failed: {type(item).__name__}: {item}"
+                    raise (UpstreamStreamBroken if started else UpstreamError)(message) from item
+        finally:
+            cancel.set()  # done, failed or disconnected: the worker ends at its next token
+
+    def _work(self, call: BackendCall, sampling: Sampling, cancel: threading.Event,
+              emit: Callable[[_Item], None]) -> None:
+        try:
+            with self._lock:
+                if not cancel.is_set():
+                    self._generate(call, sampling, cancel, emit)
+        except BaseException as exc:
+            emit(exc)
+
+    def _generate(self, call: BackendCall, sampling: Sampling, cancel: threading.Event,
+                  emit: Callable[[_Item], None]) -> None:
+        run = self._model.begin(call, sampling)
+        limit = sampling.max_tokens
+        if run.context_tokens is not None:
+            if run.prompt_tokens >= run.context_tokens:
+                raise InvalidRequest(
+                    f"The prompt is {run.prompt_tokens} tokens; the model's context is {run.context_tokens}.",
+                    param="messages" if call.endpoint == "chat" else "prompt",
+                    code="context_length_exceeded")
+            limit = min(limit, run.context_tokens - run.prompt_tokens)
+        emit(_Started(run.prompt_tokens))
+        detokenizer, scanner = IncrementalDetokenizer(self._model.decode), StopScanner(sampling.stop)
+        finish_reason, count, stopped = "length", 0, False
+        try:
+            for token_id in run.tokens:
+                if cancel.is_set():
+                    return
+                if self._model.is_end(token_id):
+                    finish_reason = "stop"
+                    break
+                count += 1
+                text, stopped = scanner.feed(detokenizer.push(token_id))
+                if text:
+                    emit(text)
+                if stopped:
+                    finish_reason = "stop"
+                    break
+                if count >= limit:
+                    break
+        finally:
+            close = getattr(run.tokens, "close", None)
+            if close is not None:
+                close()  # lets the runtime's generator release its state on this thread
+        if not stopped:
+            text, stopped = scanner.feed(detokenizer.flush())
+            tail = text if stopped else text + scanner.flush()
+            finish_reason = "stop" if stopped else finish_reason
+            if tail:
+                emit(tail)
+        emit(_Finished(finish_reason, count))
+

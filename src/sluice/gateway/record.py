@@ -1,0 +1,38 @@
+"""`RequestRecord`: the one immutable account of a request that telemetry, the log and analyses read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, frozen=True)
+class RequestRecord:
+    request_id: str
+    created_at: float  # unix seconds when the gateway received the request
+    endpoint: str  # chat | completions | embeddings
+    model: str  # public model name the client asked for ("" when the body had none)
+    target: str | None  # backend name that served it
+    backend_type: str | None  # openai | anthropic | gguf | transformers | sentence_transformers
+    upstream_model: str | None
+    stream: bool
+    status_code: int  # HTTP status the client saw (200 for a stream that later broke)
+    error_class: str | None = None  # sluice.errors.ErrorClass value
+    error_type: str | None = None  # exception type name, e.g. UpstreamTimeout
+    error_message: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tokens_estimated: bool = False  # True when counted with a tokenizer because upstream gave no usage
+    finish_reason: str | None = None
+    ttft_s: float | None = None  # arrival -> first output chunk (streaming only)
+    tpot_s: float | None = None  # (e2e - ttft) / (completion_tokens - 1), vLLM's definition
+    itl_s: tuple[float, ...] = field(default_factory=tuple)  # gaps between output chunks
+    e2e_s: float | None = None  # arrival -> last byte
+    queue_s: float = 0.0  # waiting for a backend concurrency slot
+    upstream_s: float = 0.0  # time spent waiting on the upstream
+    overhead_s: float = 0.0  # e2e - upstream_s - queue_s: the gateway's own time
+    user: str | None = None
+    client_ip: str | None = None
+    request_body: str | None = None  # JSON text, before redaction
+    response_body: str | None = None  # generated text / JSON, before redaction

@@ -1,0 +1,162 @@
+"""Per-request telemetry: stream timings, Prometheus series, GenAI spans, and the durable log row."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from sluice.config import TracingConfig
+from sluice.gateway.record import RequestRecord
+from sluice.telemetry.tracing import Tracing
+from tests.support.gateway import RunningGateway, run_gateway, upstream_config
+from tests.support.openai_server import OpenAIUpstream
+
+USER = [{"role": "user", "content": "one two three four five"}]
+
+
+def _samples(gw: RunningGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(gw.url + "/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _records(db: Path) -> list[RequestRecord]:
+    from sluice.store import create_engine, request_log
+
+    async def read() -> list[RequestRecord]:
+        engine = create_engine(f"sqlite:///{db}")
+        try:
+            return await request_log.recent(engine, limit=1000)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_stream_record_has_vllm_timings_and_upstream_usage(upstream: tuple[OpenAIUpstream, str],
+                                                           tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    with run_gateway(upstream_config(upstream[1], db)) as gw:
+        list(gw.client().chat.completions.create(model="m", messages=USER, stream=True,
+                                                 extra_headers={"x-request-id": "timed"}))
+    (record,) = [r for r in _records(db) if r.request_id == "timed"]
+    assert record.completion_tokens == 5 and record.prompt_tokens == 5
+    assert record.tokens_estimated is False
+    assert record.status_code == 200 and record.error_class is None
+    assert record.ttft_s is not None and 0 < record.ttft_s <= record.e2e_s
+    assert len(record.itl_s) == 4  # five output chunks -> four gaps
+    assert record.tpot_s == pytest.approx((record.e2e_s - record.ttft_s) / 4)
+    assert record.overhead_s == pytest.approx(record.e2e_s - record.upstream_s - record.queue_s, abs=1e-9)
+    assert record.target == "up" and record.upstream_model == "up-model" and record.backend_type == "openai"
+    assert record.response_body == "one two three four five"
+    assert record.finish_reason == "stop"
+
+
+def test_metrics_count_requests_tokens_errors_and_latency(gateway: RunningGateway) -> None:
+    client = gateway.client()
+    list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    client.chat.completions.create(model="m", messages=USER)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="m", messages=USER, extra_headers={"x-fault": "http_500"})
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="ghost", messages=USER)
+    samples = _samples(gateway)
+    mt = (("model", "m"), ("target", "up"))
+    assert samples[("sluice_time_to_first_token_seconds_count", mt)] == 1
+    assert samples[("sluice_inter_token_latency_seconds_count", mt)] == 4
+    assert samples[("sluice_e2e_request_latency_seconds_count", mt)] == 3
+    assert samples[("sluice_completion_tokens_total", mt)] == 10
+    assert samples[("sluice_requests_total", (("endpoint", "chat"), ("model", "m"), ("status_class", "2xx")))] == 2
+    assert samples[("sluice_requests_total", (("endpoint", "chat"), ("model", "m"), ("status_class", "5xx")))] == 1
+    assert samples[("sluice_request_errors_total", (("error_class", "5xx"), ("model", "m")))] == 1
+    assert samples[("sluice_request_errors_total", (("error_class", "4xx"), ("model", "_unrouted")))] == 1
+    assert samples[("sluice_requests_in_flight", (("model", "m"),))] == 0
+
+
+def test_spans_follow_genai_conventions(upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(TracingConfig(exporter="memory"), exporter=exporter)
+    fake, url = upstream
+    with run_gateway(upstream_config(url, tmp_path / "db.sqlite"), tracing=tracing) as gw:
+        gw.client().chat.completions.create(model="m", messages=USER, max_tokens=3, temperature=0.5,
+                                            extra_headers={"x-request-id": "traced"})
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "chat m"
+    attrs = span.attributes or {}
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.request.model"] == "m"
+    assert attrs["gen_ai.response.model"] == "up-model"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.max_tokens"] == 3
+    assert attrs["gen_ai.request.temperature"] == 0.5
+    assert attrs["gen_ai.usage.output_tokens"] == 3
+    assert attrs["gen_ai.usage.input_tokens"] == 5
+    assert attrs["sluice.request_id"] == "traced"
+    assert "traceparent" in fake.requests[-1].headers  # the upstream joins the trace
+
+
+def test_tracing_off_builds_no_spans(gateway: RunningGateway) -> None:
+    assert gateway.state.recorder.tracing.enabled is False
+    gateway.client().chat.completions.create(model="m", messages=USER)
+
+
+def test_client_disconnect_mid_stream_is_recorded(tmp_path: Path) -> None:
+    from tests.support.openai_server import make_openai_upstream
+    from tests.support.servers import serve_app
+
+    db = tmp_path / "log.db"
+    fake = make_openai_upstream(models=["up-model"], token_delay_s=0.2)
+    with (serve_app(fake) as url, run_gateway(upstream_config(url, db)) as gw,
+          httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"x-request-id": "leaver"},
+                       json={"model": "m", "messages": USER, "stream": True}) as response):
+        for line in response.iter_lines():
+            if "one" in line:
+                break  # leave after the first word
+    (record,) = [r for r in _records(db) if r.request_id == "leaver"]
+    assert record.error_class == "client_disconnect"
+    assert record.response_body is not None and record.response_body.startswith("one")
+
+
+def test_queue_time_recorded_when_backend_is_full(tmp_path: Path) -> None:
+    from tests.support.openai_server import make_openai_upstream
+    from tests.support.servers import serve_app
+
+    db = tmp_path / "log.db"
+    fake = make_openai_upstream(models=["up-model"], token_delay_s=0.05)
+    with serve_app(fake) as url:
+        config = upstream_config(url, db)
+        config["backends"]["up"]["max_concurrency"] = 1
+        with run_gateway(config) as gw:
+            barrier = threading.Barrier(3)
+
+            def call(i: int) -> None:
+                barrier.wait()
+                gw.client().chat.completions.create(model="m", messages=USER,
+                                                    extra_headers={"x-request-id": f"q{i}"})
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    records = [r for r in _records(db) if r.request_id.startswith("q")]
+    assert len(records) == 3
+    waited = sorted(r.queue_s for r in records)
+    assert waited[0] == 0.0 and waited[2] > 0  # with one slot, at least one request queued
+    assert all(r.overhead_s == pytest.approx(r.e2e_s - r.upstream_s - r.queue_s, abs=1e-9) for r in records)
+
+
+def test_bad_requests_are_logged_too(upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    with run_gateway(upstream_config(upstream[1], db)) as gw:
+        httpx.post(gw.url + "/v1/chat/completions", content=b"{oops", headers={"x-request-id": "broken"})
+    (record,) = [r for r in _records(db) if r.request_id == "broken"]
+    assert record.status_code == 400 and record.error_class == "4xx"
+    assert record.request_body == "{oops"

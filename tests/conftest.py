@@ -1,0 +1,30 @@
+"""Shared fixtures: a loopback OpenAI-compatible upstream and a gateway in front of it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.gateway import RunningGateway, run_gateway, upstream_config
+from tests.support.openai_server import OpenAIUpstream, make_openai_upstream
+from tests.support.servers import serve_app
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[OpenAIUpstream, str]]:
+    app = make_openai_upstream(models=["up-model"])
+    with serve_app(app) as url:
+        yield app, url
+
+
+@pytest.fixture
+def gateway(upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> Iterator[RunningGateway]:
+    _, url = upstream
+    with run_gateway(upstream_config(url, tmp_path / "log.db")) as running:
+        yield running
