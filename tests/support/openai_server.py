@@ -41,7 +41,8 @@ taken from the first of these that is present:
                                       code "context_length_exceeded"
   tgi_error         status (422)      a TGI / Ollama style body {"error": "...", "error_type": "validation"}
   slow_headers      seconds (5)       waits before the status line (gives up early if the client leaves)
-  slow_tokens       seconds (0.05)    waits before every output chunk (app-wide: `token_delay_s`)
+  slow_tokens       seconds (0.05)    waits before every output chunk, or (without streaming) that long per
+                                      generation step before the status line (app-wide: `token_delay_s`)
   drop_mid_stream   chunks (2)        after that many output chunks closes the TCP connection, leaving the
                                       chunked body unterminated (no [DONE]); without streaming, after half
                                       of a Content-Length'd JSON body
@@ -82,6 +83,9 @@ FAULT_DEFAULTS: dict[str, float | None] = {
 }
 _MID_STREAM_MODES = ("drop_mid_stream", "error_mid_stream", "no_done")
 _ARGUMENT_FRAGMENT_CHARS = 8
+# The chunked terminator trails [DONE] in a write of its own, as from a server whose generator ends after
+# yielding [DONE]; the gap makes "the client read the body to its end" observable (connection pooling).
+_TERMINATOR_GAP_S = 0.002
 
 Faults = dict[str, float | None]
 
@@ -133,6 +137,11 @@ class OpenAIUpstream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
+
+    def reset(self) -> None:
+        """Forget the recorded requests and the app-wide fault (between tests that share one server)."""
+        self.requests.clear()
+        self.fault, self.fault_times = None, None
 
     def bodies(self, path: str) -> list[Any]:
         """The JSON bodies received on `path` (e.g. "/v1/chat/completions"), oldest first."""
@@ -196,25 +205,26 @@ class OpenAIUpstream:
             finish_reason = "tool_calls"
         choices = [_Choice(i, pieces, finish_reason, tool_name) for i in range(int(body.get("n") or 1))]
         prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in messages)
-        return self._respond(_Answer("chat", body, choices, prompt_tokens), body, faults)
+        return await self._respond(request, _Answer("chat", body, choices, prompt_tokens), faults)
 
     async def _completions(self, request: Request) -> ASGIApp:
         body, faults = await self._admit(request)
-        prompts = _prompts(body.get("prompt"))
+        prompts = _inputs(body.get("prompt"))
         if not prompts:
             raise _Refusal(_openai_error(400, "'prompt' is required.", "invalid_request_error",
                                          param="prompt"))
         n = int(body.get("n") or 1)
         choices: list[_Choice] = []
-        for prompt_index, (words, _) in enumerate(prompts):
+        for prompt_index, prompt in enumerate(prompts):
+            words = prompt.split() if isinstance(prompt, str) else []  # token ids have no words to echo
             reply, finish_reason = self._reply(words, body.get("max_tokens"))
             choices += [_Choice(prompt_index * n + i, _spaced(reply), finish_reason) for i in range(n)]
-        prompt_tokens = sum(token_count for _, token_count in prompts)
-        return self._respond(_Answer("completions", body, choices, prompt_tokens), body, faults)
+        prompt_tokens = sum(_token_count(prompt) for prompt in prompts)
+        return await self._respond(request, _Answer("completions", body, choices, prompt_tokens), faults)
 
     async def _embeddings(self, request: Request) -> ASGIApp:
         body, faults = await self._admit(request)
-        items = _embedding_inputs(body.get("input"))
+        items = _inputs(body.get("input"))
         if not items:
             raise _Refusal(_openai_error(400, "'input' must be a non-empty string or array.",
                                          "invalid_request_error", param="input"))
@@ -226,7 +236,7 @@ class OpenAIUpstream:
             if body.get("encoding_format") == "base64":
                 embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": embedding})
-        tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in items)
+        tokens = sum(_token_count(item) for item in items)
         payload = {"object": "list", "data": data, "model": body.get("model"),
                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return _whole_body(payload, faults)
@@ -244,11 +254,15 @@ class OpenAIUpstream:
             return words[:limit], "length"
         return words, "stop"
 
-    def _respond(self, answer: _Answer, body: dict[str, Any], faults: Faults) -> ASGIApp:
-        if not body.get("stream"):
-            return _whole_body(answer.whole(), faults)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return _SSEStream(answer.chunks(include_usage), faults, self.token_delay_s)
+    async def _respond(self, request: Request, answer: _Answer, faults: Faults) -> ASGIApp:
+        token_delay_s = float(faults.get("slow_tokens") or self.token_delay_s)
+        if answer.request.get("stream"):
+            include_usage = bool((answer.request.get("stream_options") or {}).get("include_usage"))
+            return _SSEStream(answer.chunks(include_usage), faults, token_delay_s)
+        if token_delay_s:  # a whole answer is sent once its last token is generated
+            async with _DisconnectWatch(request.receive) as watch:
+                await watch.pause(token_delay_s * answer.steps)
+        return _whole_body(answer.whole(), faults)
 
 
 def make_openai_upstream(*, models: Sequence[str] = ("fake-model",), fault: str | None = None,
@@ -277,6 +291,11 @@ class _Answer:
     prompt_tokens: int
 
     @property
+    def steps(self) -> int:
+        """Generation steps: the longest choice's piece count."""
+        return max(len(choice.pieces) for choice in self.choices)
+
+    @property
     def usage(self) -> dict[str, int]:
         completion_tokens = sum(len(choice.pieces) for choice in self.choices)
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion_tokens,
@@ -298,7 +317,7 @@ class _Answer:
         if chat:
             events += [({"index": c.index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                          "finish_reason": None}, False) for c in self.choices]
-        for step in range(max(len(c.pieces) for c in self.choices)):
+        for step in range(self.steps):
             events += [(_piece(c, step, chat), True) for c in self.choices if step < len(c.pieces)]
         for c in self.choices:
             end: dict[str, Any] = {"delta": {}} if chat else {"text": ""}
@@ -383,7 +402,7 @@ class _SSEStream:
 
     def __init__(self, events: list[tuple[dict[str, Any], bool]], faults: Faults, token_delay_s: float) -> None:
         self._events = events
-        self._token_delay_s = float(faults.get("slow_tokens") or token_delay_s)
+        self._token_delay_s = token_delay_s
         self._quirks = "sse_quirks" in faults
         self._fault = next((mode for mode in _MID_STREAM_MODES if mode in faults), None)
         after = faults.get(self._fault) if self._fault else None
@@ -410,6 +429,7 @@ class _SSEStream:
                 await self._event(send, b"data: " + orjson.dumps({"error": error}))
             if self._fault != "no_done":
                 await self._event(send, b"data: [DONE]")
+                await asyncio.sleep(_TERMINATOR_GAP_S)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _event(self, send: Send, line: bytes) -> None:
@@ -506,26 +526,17 @@ def _forced_tool(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _prompts(prompt: Any) -> list[tuple[list[str], int]]:
-    """(words, prompt token count) per prompt; token-id prompts have no words."""
-    if isinstance(prompt, str):
-        return [(prompt.split(), len(prompt.split()))]
-    if isinstance(prompt, list) and prompt and all(isinstance(item, int) for item in prompt):
-        return [([], len(prompt))]
-    if isinstance(prompt, list):
-        return [(item.split(), len(item.split())) if isinstance(item, str) else ([], len(item))
-                for item in prompt if isinstance(item, str | list)]
-    return []
-
-
-def _embedding_inputs(value: Any) -> list[str | list[int]]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(item, int) for item in value):
+def _inputs(value: Any) -> list[str | list[int]]:
+    """A `prompt` or embeddings `input` (a string, token ids, or an array of either) as a list of items."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(i, int) for i in value)):
         return [value]
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str | list)]
     return []
+
+
+def _token_count(item: str | list[int]) -> int:
+    return len(item.split()) if isinstance(item, str) else len(item)
 
 
 def _unit_vector(seed: bytes, dimensions: int) -> list[float]:

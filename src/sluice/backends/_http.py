@@ -87,7 +87,7 @@ async def _finish_body(resp: aiohttp.ClientResponse) -> None:
     """Read what the caller left of a body it was done with (the chunked terminator after `[DONE]`).
 
     aiohttp pools a connection only when its body was read to the end; the terminator often arrives just
-    after the last event. A body that goes on (more than a few KiB, or past a second) is cut instead.
+    after the last event. A body that goes on (past 64 KiB or a second) is cut instead.
     """
     if resp.content.at_eof():
         return
@@ -143,3 +143,19 @@ def error_message(raw: bytes) -> tuple[str, str | None, str | None]:
     if isinstance(body, dict) and "detail" in body:  # FastAPI-based servers' HTTPException / 422 bodies
         return str(body["detail"])[:500], None, None
     return raw.decode("utf-8", "replace")[:500], None, None
+
+
+def json_object(raw: bytes | str) -> dict[str, Any]:
+    """A 2xx body or event as a JSON object; anything else means the upstream is not speaking OpenAI."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamUnavailable(f"upstream sent invalid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamUnavailable(f"upstream sent JSON that is not an object: {str(raw)[:200]}")
+    return payload
+
+
+def parse_error(status: int, raw: bytes) -> UpstreamError:
+    message, code, param = error_message(raw)
+    return map_status(status, message, code=code, param=param)

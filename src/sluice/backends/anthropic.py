@@ -8,7 +8,7 @@ import orjson
 
 from sluice.backends._anthropic_stream import StreamTranslator
 from sluice.backends._anthropic_translate import completion_from_message, messages_body
-from sluice.backends._http import HTTPUpstream, error_message, map_status
+from sluice.backends._http import HTTPUpstream, json_object, parse_error
 from sluice.backends.sse import iter_sse
 from sluice.backends.types import BackendCall, Chunk, Completion, EmbeddingRequest, Embeddings, Endpoint
 from sluice.config import AnthropicBackendConfig
@@ -46,8 +46,8 @@ class AnthropicBackend:
     async def complete(self, call: BackendCall) -> Completion:
         body = messages_body(call, default_max_tokens=self._default_max_tokens, stream=False)
         async with self._http.post(_PATH, body, headers=call.extra_headers,
-                                   error_parser=_parse_error) as resp:
-            message = orjson.loads(await resp.read())
+                                   error_parser=parse_error) as resp:
+            message = json_object(await resp.read())
         return completion_from_message(call, message)
 
     async def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
@@ -56,8 +56,8 @@ class AnthropicBackend:
         started = False
         try:
             async with self._http.post(_PATH, body, headers=call.extra_headers,
-                                       error_parser=_parse_error) as resp:
-                async for event in iter_sse(resp.content):
+                                       error_parser=parse_error) as resp:
+                async for event in iter_sse(resp.content.iter_any()):
                     try:
                         data = orjson.loads(event.data)
                     except orjson.JSONDecodeError as exc:
@@ -78,9 +78,3 @@ class AnthropicBackend:
     async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
         raise InvalidRequest("Anthropic has no embeddings API; route embeddings to another backend",
                              param="model", code="unsupported_endpoint")
-
-
-def _parse_error(status: int, raw: bytes) -> UpstreamError:
-    # Anthropic bodies are {"type": "error", "error": {"type", "message"}}: error_message reads them.
-    message, code, param = error_message(raw)
-    return map_status(status, message, code=code, param=param)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
-from sluice.backends._http import HTTPUpstream, error_message, map_status
+from sluice.backends._http import HTTPUpstream, error_message, json_object, parse_error
 from sluice.backends.sse import iter_sse
 from sluice.backends.types import (
     BackendCall,
@@ -19,7 +17,7 @@ from sluice.backends.types import (
     Usage,
 )
 from sluice.config import OpenAIBackendConfig
-from sluice.errors import UpstreamError, UpstreamStreamBroken, UpstreamUnavailable
+from sluice.errors import UpstreamError, UpstreamStreamBroken
 
 _PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 
@@ -50,8 +48,8 @@ class OpenAICompatBackend:
     async def complete(self, call: BackendCall) -> Completion:
         body = _upstream_body(call, stream=False)
         async with self._http.post(_PATHS[call.endpoint], body, headers=call.extra_headers,
-                                   error_parser=_parse_error) as resp:
-            payload = _json_object(await resp.read())
+                                   error_parser=parse_error) as resp:
+            payload = json_object(await resp.read())
         text, finish_reason = _choice0(call.endpoint, payload)
         return Completion(payload=payload, text=text, usage=Usage.from_openai(payload.get("usage")),
                           finish_reason=finish_reason)
@@ -61,12 +59,12 @@ class OpenAICompatBackend:
         started = False
         try:
             async with self._http.post(_PATHS[call.endpoint], body, headers=call.extra_headers,
-                                       error_parser=_parse_error) as resp:
+                                       error_parser=parse_error) as resp:
                 # Raw blocks, not aiohttp's readline: fewer awaits per event and no 512 KiB line limit.
                 async for event in iter_sse(resp.content.iter_any()):
                     if event.data == "[DONE]":
                         return
-                    payload = _json_object(event.data)
+                    payload = json_object(event.data)
                     if "error" in payload and "choices" not in payload:
                         message, code, _ = error_message(event.data.encode())
                         raise UpstreamStreamBroken(f"upstream sent an error mid-stream: {message}", code=code)
@@ -84,8 +82,8 @@ class OpenAICompatBackend:
     async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
         body = request.model_dump(exclude_unset=True)
         body["model"] = upstream_model
-        async with self._http.post("/embeddings", body, error_parser=_parse_error) as resp:
-            payload = _json_object(await resp.read())
+        async with self._http.post("/embeddings", body, error_parser=parse_error) as resp:
+            payload = json_object(await resp.read())
         usage = payload.get("usage") or {}
         return Embeddings(payload=payload, usage=Usage(int(usage.get("prompt_tokens") or 0), 0)
                           if usage else None)
@@ -134,19 +132,3 @@ def _choice0(endpoint: Endpoint, payload: dict[str, Any]) -> tuple[str, str | No
     if endpoint == "chat":
         return (first.get("message") or {}).get("content") or "", first.get("finish_reason")
     return first.get("text") or "", first.get("finish_reason")
-
-
-def _json_object(raw: bytes | str) -> dict[str, Any]:
-    """A 2xx body or event as a JSON object; anything else means the upstream is not speaking OpenAI."""
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamUnavailable(f"upstream sent invalid JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise UpstreamUnavailable(f"upstream sent JSON that is not an object: {str(raw)[:200]}")
-    return payload
-
-
-def _parse_error(status: int, raw: bytes) -> UpstreamError:
-    message, code, param = error_message(raw)
-    return map_status(status, message, code=code, param=param)

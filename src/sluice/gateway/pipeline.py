@@ -192,8 +192,10 @@ def _choose_target(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequ
 
 def _backend_call(gw: Gateway, ctx: RequestContext, target: Target,
                   request: ChatCompletionRequest | CompletionRequest) -> BackendCall:
+    headers = gw.recorder.tracing.inject(ctx.span)
+    headers["x-request-id"] = ctx.request_id  # vLLM and most servers log it: one id end to end
     return BackendCall(endpoint=ctx.endpoint, request=request, upstream_model=target.upstream_model,
-                       request_id=ctx.request_id, extra_headers=gw.recorder.tracing.inject(ctx.span))
+                       request_id=ctx.request_id, extra_headers=headers)
 
 
 def _fail(ctx: RequestContext, exc: BaseException, *, status_code: int | None = None) -> None:

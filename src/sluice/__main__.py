@@ -1,0 +1,5 @@
+"""`python -m sluice` runs the CLI."""
+
+from sluice.cli import main
+
+main()
