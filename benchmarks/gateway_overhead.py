@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,6 +106,12 @@ def wrk(url: str, seconds: int, connections: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def overhead_from_log(db: Path, stream: bool, since: float) -> list[float]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT overhead_s FROM request_log WHERE stream = ? AND created_at >= ? "
@@ -121,6 +126,8 @@ def main() -> None:
     parser.add_argument("--wrk-seconds", type=int, default=10, help="seconds of wrk (0 skips it)")
     parser.add_argument("--wrk-connections", type=int, default=32)
     parser.add_argument("--chunks", type=int, default=16, help="output chunks per streamed answer")
+    parser.add_argument("--modes", default="non-stream,stream", help="comma-separated: non-stream, stream")
+    parser.add_argument("--log-bodies", default="redacted", choices=["full", "redacted", "none"])
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
@@ -128,7 +135,7 @@ def main() -> None:
     db = workdir / "bench.db"
     config = workdir / "gateway.yaml"
     config.write_text(
-        f"store: {{url: 'sqlite:///{db}'}}\n"
+        f"store: {{url: 'sqlite:///{db}', log_bodies: {args.log_bodies}}}\n"
         f"backends:\n  zero: {{type: openai, base_url: 'http://127.0.0.1:{up_port}/v1'}}\n"
         "models:\n  bench: {targets: [{backend: zero}]}\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -143,20 +150,22 @@ def main() -> None:
         asyncio.run(open_loop(gateway_url, 50, 1, False))  # warm-up
         print(f"open loop: {args.rate:g} req/s for {args.duration:g} s, {args.chunks} chunks per stream\n")
         print(f"{'mode':<11}{'direct P50':>11}{'P99':>8}{'gateway P50':>13}{'P99':>8}{'Δ P50':>8}{'Δ P99':>8}"
-              f"{'overhead P50':>14}{'P99':>8}{'max':>8}{'errors':>8}")
-        for stream in (False, True):
+              f"{'overhead P50':>14}{'P99':>8}{'max':>8}{'CPU µs/req':>12}{'errors':>8}")
+        for stream in [mode == "stream" for mode in args.modes.split(",")]:
             direct, direct_errors = asyncio.run(open_loop(direct_url, args.rate, args.duration, stream))
             since = time.time()
+            cpu_before = cpu_seconds(gateway.pid)
             through, gw_errors = asyncio.run(open_loop(gateway_url, args.rate, args.duration, stream))
             time.sleep(1.0)  # the log writer flushes every 0.25 s
+            cpu_per_request_us = (cpu_seconds(gateway.pid) - cpu_before) / max(1, len(through)) * 1e6
             own = overhead_from_log(db, stream, since)
             print(f"{'stream' if stream else 'non-stream':<11}{pct(direct, 50):>11.2f}{pct(direct, 99):>8.2f}"
                   f"{pct(through, 50):>13.2f}{pct(through, 99):>8.2f}"
                   f"{pct(through, 50) - pct(direct, 50):>8.2f}{pct(through, 99) - pct(direct, 99):>8.2f}"
                   f"{pct(own, 50):>14.3f}{pct(own, 99):>8.3f}{max(own) * 1000 if own else 0:>8.2f}"
-                  f"{direct_errors + gw_errors:>8}")
-        print("(ms; overhead = the gateway's own time from its request log, rows:",
-              f"{statistics.fmean([1]) and len(own)} in the last run)")
+                  f"{cpu_per_request_us:>12.0f}{direct_errors + gw_errors:>8}")
+        print("(ms; overhead = the gateway's own time from its request log; CPU = gateway process CPU time per "
+              "request, request log included)")
         if args.wrk_seconds and shutil.which("wrk"):
             direct_rps = wrk(direct_url, args.wrk_seconds, args.wrk_connections)
             gateway_rps = wrk(gateway_url, args.wrk_seconds, args.wrk_connections)

@@ -32,8 +32,10 @@ def test_chat_completion_relays_answer_with_public_model_and_headers(gateway: Ru
 
 
 def test_generated_request_id_is_returned(gateway: RunningGateway) -> None:
-    raw = gateway.client().chat.completions.with_raw_response.create(model="m", messages=USER)
-    assert len(raw.headers["x-request-id"]) == 32
+    client = gateway.client()
+    ids = {client.chat.completions.with_raw_response.create(model="m", messages=USER).headers["x-request-id"]
+           for _ in range(3)}
+    assert len(ids) == 3 and all(len(i) == 32 for i in ids)
 
 
 def test_stream_with_usage_gives_text_then_usage(gateway: RunningGateway) -> None:
@@ -199,3 +201,14 @@ def test_ready_once_backends_and_store_are_up(gateway: RunningGateway) -> None:
     ready = httpx.get(gateway.url + "/health/ready")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "store": "ready", "backends": {"up": "ready"}}
+
+
+def test_chunks_that_arrive_together_still_reach_the_client_whole_and_in_order(
+        gateway: RunningGateway, upstream: tuple[OpenAIUpstream, str]) -> None:
+    upstream[0].fault = "sse_quirks"  # comments, CRLF, events split across reads
+    words = " ".join(f"w{i}" for i in range(40))
+    chunks = list(gateway.client().chat.completions.create(
+        model="m", messages=[{"role": "user", "content": words}], stream=True,
+        stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == words
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 40

@@ -97,3 +97,9 @@ async def test_encoded_events_round_trip() -> None:
     events = await parse(encode_data(payload), DONE)
 
     assert [event.data for event in events] == [orjson.dumps(payload).decode(), "[DONE]"]
+
+
+async def test_events_that_arrive_in_one_read_are_marked_buffered_except_the_last() -> None:
+    events = await parse(b"data: a\n\ndata: b\n\ndata: c\n\n", b"data: d\n\n")
+
+    assert [(e.data, e.more_buffered) for e in events] == [("a", True), ("b", True), ("c", False), ("d", False)]

@@ -219,3 +219,15 @@ async def test_writes_to_postgres_and_sqlite_alike(database_url: str) -> None:  
     stored = await request_log.get(engine, "req-00199")
     assert stored is not None and stored.request_body == REDACTED_BODY and stored.itl_s == (0.01, 0.02)
     await engine.dispose()
+
+
+async def test_a_broken_metrics_callback_never_reaches_the_request_path(engine: AsyncEngine) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("metrics backend down")
+
+    writer = RequestLogWriter(engine, StoreConfig(queue_size=1, flush_interval_s=0.01), on_queue_full=broken,
+                              on_rows_written=broken)
+    for index in range(5):
+        writer.submit(record(index))  # overflows: on_queue_full raises inside, submit must not
+    await writer.close()
+    assert await request_log.count(engine) == 5 and writer.queue_full_events == 4

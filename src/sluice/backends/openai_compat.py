@@ -69,6 +69,7 @@ class OpenAICompatBackend:
                         message, code, _ = error_message(event.data.encode())
                         raise UpstreamStreamBroken(f"upstream sent an error mid-stream: {message}", code=code)
                     chunk = _to_chunk(call.endpoint, payload)
+                    chunk.buffered = event.more_buffered
                     started = started or chunk.has_output
                     yield chunk
                 raise UpstreamStreamBroken("upstream closed the stream before [DONE]")
@@ -90,7 +91,7 @@ class OpenAICompatBackend:
 
 
 def _upstream_body(call: BackendCall, *, stream: bool) -> dict[str, Any]:
-    body = call.request.model_dump(exclude_unset=True)
+    body = dict(call.raw_body) if call.raw_body is not None else call.request.model_dump(exclude_unset=True)
     body["model"] = call.upstream_model
     body["stream"] = stream
     if stream:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -14,6 +14,8 @@ import orjson
 class SSEEvent:
     event: str  # "message" when the upstream sent no `event:` field
     data: str
+    # Another complete event arrived in the same read, so there is no wait before it (not part of equality).
+    more_buffered: bool = field(default=False, compare=False)
 
 
 class _EventBuilder:
@@ -66,11 +68,17 @@ async def iter_sse(stream: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
         *lines, rest = block.split(b"\n")
         if rest:
             pending.append(rest)
+        events = []
         for raw in lines:
             line = raw.decode("utf-8", "replace")
             event = builder.feed(line[:-1] if line[-1:] == "\r" else line)
             if event is not None:
-                yield event
+                events.append(event)
+        if events:
+            last = events.pop()
+            for event in events:
+                yield SSEEvent(event.event, event.data, True)
+            yield last
     if pending:
         line = b"".join(pending).decode("utf-8", "replace")
         builder.feed(line[:-1] if line[-1:] == "\r" else line)

@@ -137,6 +137,7 @@ class Chunk:
     `text` is the generated text this chunk carries (all choices); `has_output` is true when it carries
     any generated output (text, tool-call arguments, refusal) — the arrivals TTFT and ITL are timed on.
     `usage` is set on the chunk that reports token usage (usually the last, with empty choices).
+    `buffered` says the next chunk is already here (same network read): the relay writes them together.
     """
 
     payload: dict[str, Any]
@@ -144,6 +145,7 @@ class Chunk:
     has_output: bool = False
     usage: Usage | None = None
     finish_reason: str | None = None
+    buffered: bool = False
 
 
 @dataclass(slots=True)
@@ -171,3 +173,6 @@ class BackendCall:
     upstream_model: str
     request_id: str
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # The client's JSON body as received (already validated into `request`); OpenAI-compatible upstreams get
+    # it as sent, which keeps unknown fields and spares a model_dump per request.
+    raw_body: dict[str, Any] | None = None

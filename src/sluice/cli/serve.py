@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import typer
@@ -27,6 +28,11 @@ def serve(
     bind_host = host or settings.server.host
     bind_port = settings.server.port if port is None else port
     models = ", ".join(settings.models) or "none"
+    # Start-up objects (modules, config, models) never die: keep them out of every future GC pass,
+    # and collect less often so a full pass does not land in the middle of a request's stream.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     console.print(f"[bold]sluice[/] gateway on http://{bind_host}:{bind_port}/v1  models: {models}")
     uvicorn.run(app, host=bind_host, port=bind_port, loop="uvloop", http="httptools", log_level=log_level,
                 access_log=access_log, timeout_graceful_shutdown=int(settings.server.graceful_shutdown_s),

@@ -16,8 +16,8 @@ from sluice.telemetry.timing import StreamTimer, tpot_s
 
 class RequestContext:
     __slots__ = ("arrival", "body_text", "client_ip", "created_at", "endpoint", "error", "finish_reason",
-                 "in_flight", "model", "queue_s", "request", "request_id", "span", "status_code", "stream", "target",
-                 "text_parts", "timer", "upstream_s", "usage", "user")
+                 "in_flight", "model", "queue_s", "raw_body", "request", "request_id", "span", "status_code",
+                 "stream", "target", "text_parts", "timer", "upstream_s", "usage", "user")
 
     def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None) -> None:
         self.request_id = request_id
@@ -31,6 +31,7 @@ class RequestContext:
         self.user: str | None = None
         self.request: ChatCompletionRequest | CompletionRequest | None = None
         self.body_text: str | None = None
+        self.raw_body: dict[str, Any] | None = None  # the parsed JSON body, forwarded as-is where possible
         self.target: Target | None = None
         self.queue_s = 0.0
         self.upstream_s = 0.0

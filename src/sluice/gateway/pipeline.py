@@ -93,6 +93,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
     public_model = request.model
     timer = ctx.timer
     sent_any = False
+    held: list[bytes] = []  # frames of chunks that arrived together, written in one send
     try:
         target = _choose_target(gw, ctx, request)
         await gw.wait_started(target)
@@ -114,26 +115,40 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
                         timer.on_output(now)
                         ctx.text_parts.append(chunk.text)
                     frame = _client_frame(ctx, chunk, public_model, include_usage)
-                    if frame is not None:
+                    if frame is None:
+                        continue
+                    held.append(frame)
+                    if not chunk.buffered:
                         sent_any = True
-                        yield frame
+                        yield _take(held)
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
         if include_usage and ctx.usage is None:
-            yield _estimated_usage_frame(ctx, public_model)
-        yield DONE
+            held.append(_estimated_usage_frame(ctx, public_model))
+        held.append(DONE)
+        sent_any = True
+        yield _take(held)
     except GeneratorExit:
         _fail(ctx, ClientDisconnected("client closed the stream"))
         raise
     except BaseException as exc:
-        _fail(ctx, exc, status_code=200 if sent_any else None)
-        if not sent_any or isinstance(exc, asyncio.CancelledError):
+        # Once output frames exist (sent or held), the answer has started: errors become an event, not a status.
+        started = sent_any or bool(held)
+        _fail(ctx, exc, status_code=200 if started else None)
+        if not started or isinstance(exc, asyncio.CancelledError):
             raise
         # The client already has a 200 and part of the answer: end with an error event and a clean close.
         assert ctx.error is not None
-        yield encode_data(ctx.error.to_body())
+        held.append(encode_data(ctx.error.to_body()))
+        yield _take(held)
     finally:
         gw.recorder.record(ctx)
+
+
+def _take(held: list[bytes]) -> bytes:
+    frames = held[0] if len(held) == 1 else b"".join(held)
+    held.clear()
+    return frames
 
 
 def _client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_usage: bool) -> bytes | None:
@@ -195,7 +210,7 @@ def _backend_call(gw: Gateway, ctx: RequestContext, target: Target,
     headers = gw.recorder.tracing.inject(ctx.span)
     headers["x-request-id"] = ctx.request_id  # vLLM and most servers log it: one id end to end
     return BackendCall(endpoint=ctx.endpoint, request=request, upstream_model=target.upstream_model,
-                       request_id=ctx.request_id, extra_headers=headers)
+                       request_id=ctx.request_id, extra_headers=headers, raw_body=ctx.raw_body)
 
 
 def _fail(ctx: RequestContext, exc: BaseException, *, status_code: int | None = None) -> None:

@@ -80,6 +80,7 @@ class RequestLogWriter:
         self._closed = False
         self._last_error_log = 0.0
         self._last_drop_log = 0.0
+        self._last_full_log = 0.0
         self._drops_not_logged = 0
         self.rows_written = 0
         self.write_errors = 0
@@ -100,8 +101,12 @@ class RequestLogWriter:
             self._queue.put_nowait(record)
             return
         self.queue_full_events += 1
-        if self._on_queue_full is not None:
-            self._on_queue_full()
+        _notify(self._on_queue_full)
+        now = time.monotonic()
+        if now - self._last_full_log >= 10.0:
+            self._last_full_log = now
+            log.warning("request log: queue full, %d records waiting (the store is slower than the traffic)",
+                        self.queue_depth + 1)
         if len(self._overflow) >= self._overflow_limit:
             self._drop(1, f"the queue and its overflow ({self._overflow_limit} records) are full")
             return
@@ -197,15 +202,13 @@ class RequestLogWriter:
                 if _is_permanent(error):
                     raise _RowsRejected(error) from error
                 self.write_errors += 1
-                if self._on_write_error is not None:
-                    self._on_write_error()
+                _notify(self._on_write_error)
                 self._log_write_error(error, len(records))
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: replicas retry out of step
                 delay = min(delay * 2, self._retry_max_s)
                 continue
             self.rows_written += len(records)
-            if self._on_rows_written is not None:
-                self._on_rows_written(len(records))
+            _notify(self._on_rows_written, len(records))
             return
 
     async def _apply_body_mode(self, batch: list[RequestRecord]) -> list[RequestRecord]:
@@ -245,8 +248,17 @@ class RequestLogWriter:
 
     def _count_dropped(self, rows: int) -> None:
         self.rows_dropped += rows
-        if self._on_rows_dropped is not None:
-            self._on_rows_dropped(rows)
+        _notify(self._on_rows_dropped, rows)
+
+
+def _notify(callback: Callable[..., object] | None, *args: int) -> None:
+    """Call a metrics callback; a broken one is logged, never raised into the request path."""
+    if callback is None:
+        return
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("request log: metrics callback %r failed", callback)
 
 
 def _without_bodies(record: RequestRecord) -> RequestRecord:

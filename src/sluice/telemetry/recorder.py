@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from sluice.gateway.record import RequestRecord
@@ -25,7 +26,7 @@ class Recorder:
         self.sink = sink
         self.keep_bodies = keep_bodies
 
-    def start(self, ctx: RequestContext, headers: dict[str, str] | None = None) -> None:
+    def start(self, ctx: RequestContext, headers: Mapping[str, str] | None = None) -> None:
         """The request body is valid: open its span."""
         if self.tracing.enabled:
             start_ns = time.time_ns() - int(ctx.elapsed_s() * 1e9)
