@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=16, help="output chunks per streamed answer")
     parser.add_argument("--modes", default="non-stream,stream", help="comma-separated: non-stream, stream")
     parser.add_argument("--log-bodies", default="redacted", choices=["full", "redacted", "none"])
+    parser.add_argument("--server-args", default="", help="extra `sluice serve` options, e.g. '--loop asyncio'")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
@@ -142,7 +143,8 @@ def main() -> None:
     upstream = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/zero_upstream.py"), str(up_port),
                                  str(args.chunks)], env=env)
     gateway = subprocess.Popen([str(BIN / "sluice"), "serve", "--config", str(config), "--port", str(gw_port),
-                                "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+                                "--log-level", "warning", *args.server_args.split()], env=env,
+                               stdout=subprocess.DEVNULL)
     direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
     gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
     try:

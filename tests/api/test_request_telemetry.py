@@ -162,3 +162,27 @@ def test_bad_requests_are_logged_too(upstream: tuple[OpenAIUpstream, str], tmp_p
     (record,) = [r for r in _records(db) if r.request_id == "broken"]
     assert record.status_code == 400 and record.error_class == "4xx"
     assert record.request_body == "{oops"
+
+
+def test_gateway_logs_to_postgres_as_to_sqlite(upstream: tuple[OpenAIUpstream, str], database_url: str,
+                                               tmp_path: Path) -> None:
+    from sluice.store import create_engine, request_log
+
+    config = upstream_config(upstream[1], tmp_path / "unused.db")
+    config["store"]["url"] = database_url
+    with run_gateway(config) as gw:
+        client = gw.client()
+        for i in range(5):
+            list(client.chat.completions.create(model="m", messages=USER, stream=True,
+                                                extra_headers={"x-request-id": f"pg-{i}"}))
+
+    async def read() -> list[RequestRecord]:
+        engine = create_engine(database_url)
+        try:
+            return await request_log.recent(engine, limit=100)
+        finally:
+            await engine.dispose()
+
+    records = {r.request_id: r for r in asyncio.run(read())}
+    assert {f"pg-{i}" for i in range(5)} <= set(records)
+    assert all(records[f"pg-{i}"].completion_tokens == 5 and len(records[f"pg-{i}"].itl_s) == 4 for i in range(5))

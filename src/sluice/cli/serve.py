@@ -17,6 +17,8 @@ def serve(
     port: int | None = typer.Option(None, help="Port to listen on (default: server.port, 4000)."),
     log_level: str = typer.Option("info", help="uvicorn log level: critical, error, warning, info, debug."),
     access_log: bool = typer.Option(False, help="Log every request line (costs throughput)."),
+    loop: str = typer.Option("uvloop", help="Event loop: uvloop (fastest, measured) or asyncio."),
+    http: str = typer.Option("httptools", help="HTTP parser: httptools (fastest, measured) or h11."),
 ) -> None:
     """Start the OpenAI-compatible gateway."""
     import uvicorn
@@ -34,6 +36,6 @@ def serve(
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     console.print(f"[bold]sluice[/] gateway on http://{bind_host}:{bind_port}/v1  models: {models}")
-    uvicorn.run(app, host=bind_host, port=bind_port, loop="uvloop", http="httptools", log_level=log_level,
+    uvicorn.run(app, host=bind_host, port=bind_port, loop=loop, http=http, log_level=log_level,
                 access_log=access_log, timeout_graceful_shutdown=int(settings.server.graceful_shutdown_s),
                 timeout_keep_alive=30)
