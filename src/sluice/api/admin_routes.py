@@ -30,9 +30,10 @@ async def status(request: Request) -> Response:
         "backends": backends,
         "models": sorted(state.gateway.routes.routes),
         "request_log": None if writer is None else {
-            "queue_depth": writer.queue_depth,  # type: ignore[attr-defined]
-            "rows_written": writer.rows_written,  # type: ignore[attr-defined]
-            "write_errors": writer.write_errors,  # type: ignore[attr-defined]
+            "queue_depth": writer.queue_depth,
+            "rows_written": writer.rows_written,
+            "write_errors": writer.write_errors,
+            "rows_dropped": writer.rows_dropped,
         },
     }
     return Response(orjson.dumps(body), media_type="application/json")

@@ -17,26 +17,26 @@ from sluice.api.errors import error_response
 from sluice.api.wiring import AppState, build_state, start_backends, stop_backends
 from sluice.config import SluiceConfig
 from sluice.gateway.pipeline import InternalError
+from sluice.store import create_engine, migrate
+from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.tracing import Tracing
 
 log = logging.getLogger("sluice.api")
 
 
-def create_app(config: SluiceConfig, *, tracing: Tracing | None = None, with_store: bool = True) -> Starlette:
-    """Build the gateway app. `with_store=False` skips the durable log (used by a few unit tests)."""
+def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starlette:
+    """Build the gateway app; `tracing` overrides the configured exporter (tests pass an in-memory one)."""
     state = build_state(config, tracing=tracing)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if with_store:
-            await _open_store(state)
+        await _open_store(state)
         await start_backends(state)
         try:
             yield
         finally:
             await stop_backends(state)
-            if with_store:
-                await _close_store(state)
+            await _close_store(state)
             state.recorder.tracing.shutdown()
 
     app = Starlette(
@@ -71,7 +71,7 @@ async def metrics(request: Request) -> Response:
     state: AppState = request.app.state.sluice
     writer = state.log_writer
     if writer is not None:
-        state.metrics.log_queue_depth.set(writer.queue_depth)  # type: ignore[attr-defined]
+        state.metrics.log_queue_depth.set(writer.queue_depth)
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -83,14 +83,12 @@ def _start_state(state: AppState, name: str) -> str:
 
 
 async def _open_store(state: AppState) -> None:
-    from sluice.store import create_engine, migrate
-    from sluice.telemetry.log_writer import RequestLogWriter
-
     await migrate(state.config.store.url)
     engine = create_engine(state.config.store.url)
     metrics = state.metrics
     writer = RequestLogWriter(engine, state.config.store, on_queue_full=metrics.log_queue_full.inc,
-                              on_rows_written=metrics.log_rows.inc, on_write_error=metrics.log_write_errors.inc)
+                              on_rows_written=metrics.log_rows.inc, on_write_error=metrics.log_write_errors.inc,
+                              on_rows_dropped=metrics.log_rows_dropped.inc)
     await writer.start()
     state.engine, state.log_writer = engine, writer
     state.recorder.sink = writer
@@ -99,9 +97,9 @@ async def _open_store(state: AppState) -> None:
 async def _close_store(state: AppState) -> None:
     writer, engine = state.log_writer, state.engine
     if writer is not None:
-        await writer.close(timeout_s=state.config.server.graceful_shutdown_s)  # type: ignore[attr-defined]
+        await writer.close(timeout_s=state.config.server.graceful_shutdown_s)
     if engine is not None:
-        await engine.dispose()  # type: ignore[attr-defined]
+        await engine.dispose()
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -9,11 +9,14 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from sluice.backends import Backend, build_backend
 from sluice.config import SluiceConfig
 from sluice.gateway.pipeline import Gateway
 from sluice.gateway.slots import Slots
 from sluice.routing import RouteTable
+from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.metrics import GatewayMetrics
 from sluice.telemetry.recorder import Recorder
 from sluice.telemetry.tracing import Tracing
@@ -30,8 +33,8 @@ class AppState:
     metrics: GatewayMetrics
     master_key: str | None
     started_at: int = field(default_factory=lambda: int(time.time()))
-    log_writer: object | None = None
-    engine: object | None = None
+    log_writer: RequestLogWriter | None = None
+    engine: AsyncEngine | None = None
 
     def key_matches(self, token: str) -> bool:
         assert self.master_key is not None

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from sluice.config import AnthropicBackendConfig, OpenAIBackendConfig
 from sluice.errors import (
     UpstreamError,
     UpstreamRateLimited,
@@ -32,6 +33,12 @@ class HTTPUpstream:
         self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, sock_connect=connect_timeout_s,
                                               sock_read=read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_config(cls, config: AnthropicBackendConfig | OpenAIBackendConfig,
+                    headers: dict[str, str]) -> HTTPUpstream:
+        return cls(config.base_url, headers=headers, connect_timeout_s=config.connect_timeout_s,
+                   read_timeout_s=config.read_timeout_s, total_timeout_s=config.total_timeout_s)
 
     async def start(self) -> None:
         if self._session is None:

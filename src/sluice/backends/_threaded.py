@@ -17,9 +17,12 @@ from sluice.backends.types import (
     Chunk,
     Completion,
     CompletionRequest,
+    EmbeddingRequest,
+    Embeddings,
+    Endpoint,
     Usage,
 )
-from sluice.errors import InvalidRequest, SluiceError, UpstreamError, UpstreamStreamBroken
+from sluice.errors import BackendNotReady, InvalidRequest, SluiceError, UpstreamError, UpstreamStreamBroken
 
 DEFAULT_MAX_TOKENS = 256  # local CPU models ramble; OpenAI's "until the context ends" is too costly here
 
@@ -268,3 +271,44 @@ class ThreadedGenerator:
                 emit(tail)
         emit(_Finished(finish_reason, count))
 
+
+class LocalGenerationBackend:
+    """Chat and completions over a `TokenModel` that `start()` loads in a thread; subclasses say how to load."""
+
+    type: str
+    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self._config = config
+        self._generator: ThreadedGenerator | None = None
+
+    def load_model(self) -> TokenModel:
+        """Load the weights (runs in a worker thread)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        if self._generator is None:
+            model = await asyncio.to_thread(self.load_model)
+            self._generator = ThreadedGenerator(self.name, model)
+
+    async def close(self) -> None:
+        # A generation still running keeps the model alive until its thread ends; then it is freed.
+        self._generator = None
+
+    async def health(self) -> bool:
+        return self._generator is not None
+
+    async def complete(self, call: BackendCall) -> Completion:
+        return await self._loaded().complete(call)
+
+    def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
+        return self._loaded().stream(call)
+
+    async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
+        raise InvalidRequest(f"backend `{self.name}` serves chat and completions, not embeddings")
+
+    def _loaded(self) -> ThreadedGenerator:
+        if self._generator is None:
+            raise BackendNotReady(f"backend `{self.name}` has not loaded its model yet")
+        return self._generator

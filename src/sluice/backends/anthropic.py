@@ -27,10 +27,7 @@ class AnthropicBackend:
         headers = {**config.headers, "anthropic-version": config.anthropic_version}
         if config.api_key:
             headers["x-api-key"] = config.api_key
-        self._http = HTTPUpstream(config.base_url, headers=headers,
-                                  connect_timeout_s=config.connect_timeout_s,
-                                  read_timeout_s=config.read_timeout_s,
-                                  total_timeout_s=config.total_timeout_s)
+        self._http = HTTPUpstream.from_config(config, headers)
 
     async def start(self) -> None:
         await self._http.start()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sluice.backends._threaded import (
+    LocalGenerationBackend,
     Sampling,
-    ThreadedGenerator,
     TokenRun,
     chat_messages,
     completion_prompt,
@@ -21,12 +20,7 @@ from sluice.backends._threaded import (
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
-    Chunk,
-    Completion,
     CompletionRequest,
-    EmbeddingRequest,
-    Embeddings,
-    Endpoint,
 )
 from sluice.config import GGUFBackendConfig
 from sluice.errors import BackendNotReady, InvalidRequest
@@ -63,40 +57,12 @@ def resolve_gguf_path(path: str) -> Path:
     return file
 
 
-class GGUFBackend:
+class GGUFBackend(LocalGenerationBackend):
     type = "gguf"
-    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+    _config: GGUFBackendConfig
 
-    def __init__(self, name: str, config: GGUFBackendConfig) -> None:
-        self.name = name
-        self._config = config
-        self._generator: ThreadedGenerator | None = None
-
-    async def start(self) -> None:
-        if self._generator is None:
-            model = await asyncio.to_thread(_LlamaTokenModel.load, self._config)
-            self._generator = ThreadedGenerator(self.name, model)
-
-    async def close(self) -> None:
-        # A generation still running keeps the model alive until its thread ends; then it is freed.
-        self._generator = None
-
-    async def health(self) -> bool:
-        return self._generator is not None
-
-    async def complete(self, call: BackendCall) -> Completion:
-        return await self._loaded().complete(call)
-
-    def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
-        return self._loaded().stream(call)
-
-    async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
-        raise InvalidRequest(f"backend `{self.name}` serves chat and completions, not embeddings")
-
-    def _loaded(self) -> ThreadedGenerator:
-        if self._generator is None:
-            raise BackendNotReady(f"backend `{self.name}` has not loaded its model yet")
-        return self._generator
+    def load_model(self) -> _LlamaTokenModel:
+        return _LlamaTokenModel.load(self._config)
 
 
 class _LlamaTokenModel:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from sluice.backends._threaded import (
+    LocalGenerationBackend,
     Sampling,
-    ThreadedGenerator,
     TokenRun,
     chat_messages,
     completion_prompt,
@@ -19,50 +18,17 @@ from sluice.backends._threaded import (
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
-    Chunk,
-    Completion,
-    EmbeddingRequest,
-    Embeddings,
-    Endpoint,
 )
 from sluice.config import TransformersBackendConfig
 from sluice.errors import BackendNotReady, InvalidRequest
 
 
-class TransformersBackend:
+class TransformersBackend(LocalGenerationBackend):
     type = "transformers"
-    endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+    _config: TransformersBackendConfig
 
-    def __init__(self, name: str, config: TransformersBackendConfig) -> None:
-        self.name = name
-        self._config = config
-        self._generator: ThreadedGenerator | None = None
-
-    async def start(self) -> None:
-        if self._generator is None:
-            model = await asyncio.to_thread(_TorchTokenModel.load, self._config)
-            self._generator = ThreadedGenerator(self.name, model)
-
-    async def close(self) -> None:
-        # A generation still running keeps the model alive until its thread ends; then it is freed.
-        self._generator = None
-
-    async def health(self) -> bool:
-        return self._generator is not None
-
-    async def complete(self, call: BackendCall) -> Completion:
-        return await self._loaded().complete(call)
-
-    def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
-        return self._loaded().stream(call)
-
-    async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
-        raise InvalidRequest(f"backend `{self.name}` serves chat and completions, not embeddings")
-
-    def _loaded(self) -> ThreadedGenerator:
-        if self._generator is None:
-            raise BackendNotReady(f"backend `{self.name}` has not loaded its model yet")
-        return self._generator
+    def load_model(self) -> _TorchTokenModel:
+        return _TorchTokenModel.load(self._config)
 
 
 class _TorchTokenModel:

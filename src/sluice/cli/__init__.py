@@ -6,18 +6,14 @@ import typer
 
 from sluice import __version__
 from sluice.cli.config_cmd import config_app
+from sluice.cli.logs import logs_app
 from sluice.cli.serve import serve
 
 app = typer.Typer(help="Sluicegate: an operations layer for LLMs in production.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.command("serve")(serve)
 app.add_typer(config_app, name="config")
-try:
-    from sluice.cli.logs import logs_app
-except ImportError:  # pragma: no cover - the store package is being built
-    logs_app = None
-if logs_app is not None:
-    app.add_typer(logs_app, name="logs")
+app.add_typer(logs_app, name="logs")
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sluice.backends import ChatCompletionRequest, CompletionRequest, Endpoint, Usage
 from sluice.cost import count_message_tokens, count_prompt_tokens, count_text_tokens
-from sluice.errors import ErrorClass, SluiceError
+from sluice.errors import SluiceError
 from sluice.gateway.record import RequestRecord
 from sluice.routing import Target
 from sluice.telemetry.timing import StreamTimer, tpot_s
@@ -104,7 +104,3 @@ class RequestContext:
         else:
             prompt = count_prompt_tokens(request.prompt, model)
         return prompt, count_text_tokens(text, model), True
-
-    @property
-    def error_class(self) -> ErrorClass | None:
-        return self.error.error_class if self.error else None

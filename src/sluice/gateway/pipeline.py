@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from time import perf_counter
 
 from sluice.backends import (
@@ -15,6 +16,7 @@ from sluice.backends import (
     CompletionRequest,
     EmbeddingRequest,
     Embeddings,
+    Endpoint,
     Usage,
 )
 from sluice.backends.sse import DONE, encode_data
@@ -55,14 +57,10 @@ async def complete(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequ
                    ) -> Completion:
     """A whole answer; the record is written however it ends."""
     try:
-        target = _choose_target(gw, ctx, request)
-        await gw.wait_started(target)
+        target = await _choose_target(gw, ctx, request, ctx.endpoint)
         call = _backend_call(gw, ctx, target, request)
-        async with gw.slots[target.name].hold() as waited_s:
-            ctx.queue_s = waited_s
-            started = perf_counter()
+        async with _upstream_call(gw, ctx, target):
             completion = await target.backend.complete(call)
-            ctx.upstream_s = perf_counter() - started
         ctx.usage = completion.usage
         ctx.text_parts.append(completion.text)
         ctx.finish_reason = completion.finish_reason
@@ -95,8 +93,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
     sent_any = False
     held: list[bytes] = []  # frames of chunks that arrived together, written in one send
     try:
-        target = _choose_target(gw, ctx, request)
-        await gw.wait_started(target)
+        target = await _choose_target(gw, ctx, request, ctx.endpoint)
         call = _backend_call(gw, ctx, target, request)
         async with gw.slots[target.name].hold() as waited_s:
             ctx.queue_s = waited_s
@@ -176,17 +173,9 @@ def _estimated_usage_frame(ctx: RequestContext, public_model: str) -> bytes:
 
 async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> Embeddings:
     try:
-        ctx.model = request.model
-        ctx.user = request.user
-        target = gw.routes.resolve(request.model, "embeddings").pick()
-        ctx.target = target
-        gw.recorder.admit(ctx)
-        await gw.wait_started(target)
-        async with gw.slots[target.name].hold() as waited_s:
-            ctx.queue_s = waited_s
-            started = perf_counter()
+        target = await _choose_target(gw, ctx, request, "embeddings")
+        async with _upstream_call(gw, ctx, target):
             result = await target.backend.embed(request, target.upstream_model)
-            ctx.upstream_s = perf_counter() - started
         ctx.usage = result.usage
         result.payload["model"] = request.model
         return result
@@ -197,12 +186,27 @@ async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> 
         gw.recorder.record(ctx)
 
 
-def _choose_target(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
-                   ) -> Target:
-    target = gw.routes.resolve(request.model, ctx.endpoint).pick()
+async def _choose_target(gw: Gateway, ctx: RequestContext,
+                         request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest,
+                         endpoint: Endpoint) -> Target:
+    """Resolve the public model to a target (404/400 otherwise) and wait until its backend has started."""
+    target = gw.routes.resolve(request.model, endpoint).pick()
     ctx.target = target
     gw.recorder.admit(ctx)
+    await gw.wait_started(target)
     return target
+
+
+@asynccontextmanager
+async def _upstream_call(gw: Gateway, ctx: RequestContext, target: Target) -> AsyncIterator[None]:
+    """Hold a backend slot (time waiting for it is queue time) and time the call inside as upstream time."""
+    async with gw.slots[target.name].hold() as waited_s:
+        ctx.queue_s = waited_s
+        started = perf_counter()
+        try:
+            yield
+        finally:
+            ctx.upstream_s += perf_counter() - started
 
 
 def _backend_call(gw: Gateway, ctx: RequestContext, target: Target,

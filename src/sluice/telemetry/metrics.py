@@ -74,6 +74,9 @@ class GatewayMetrics:
                                       registry=r)
         self.log_rows = Counter("sluice_request_log_rows_written", "Request-log rows written to the store.",
                                 registry=r)
+        self.log_rows_dropped = Counter("sluice_request_log_rows_dropped",
+                                        "Request-log rows lost (store down longer than the overflow holds).",
+                                        registry=r)
         self.log_write_errors = Counter("sluice_request_log_write_errors",
                                         "Failed request-log batch writes (retried).", registry=r)
         self._children: dict[tuple[str, str], tuple] = {}
