@@ -186,3 +186,28 @@ def test_gateway_logs_to_postgres_as_to_sqlite(upstream: tuple[OpenAIUpstream, s
     records = {r.request_id: r for r in asyncio.run(read())}
     assert {f"pg-{i}" for i in range(5)} <= set(records)
     assert all(records[f"pg-{i}"].completion_tokens == 5 and len(records[f"pg-{i}"].itl_s) == 4 for i in range(5))
+
+
+def test_tokens_are_counted_with_a_real_tokenizer_when_upstream_reports_no_usage(
+        upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> None:
+    from sluice.cost import count_text_tokens
+
+    fake, url = upstream
+    fake.fault = "no_usage"
+    db = tmp_path / "log.db"
+    with run_gateway(upstream_config(url, db)) as gw:
+        chunks = list(gw.client().chat.completions.create(
+            model="m", messages=USER, stream=True, stream_options={"include_usage": True},
+            extra_headers={"x-request-id": "counted"}))
+        whole = gw.client().chat.completions.create(model="m", messages=USER,
+                                                    extra_headers={"x-request-id": "counted-whole"})
+    expected = count_text_tokens("one two three four five", "up-model")
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == expected  # estimated usage
+    assert whole.usage is None  # a whole answer is relayed as the upstream sent it
+    records = {r.request_id: r for r in _records(db)}
+    for request_id in ("counted", "counted-whole"):
+        assert records[request_id].tokens_estimated is True
+        assert records[request_id].completion_tokens == expected
+        assert records[request_id].prompt_tokens and records[request_id].prompt_tokens > 5
+    assert records["counted"].tpot_s == pytest.approx((records["counted"].e2e_s - records["counted"].ttft_s)
+                                                      / (expected - 1))

@@ -50,6 +50,7 @@ taken from the first of these that is present:
   no_done           chunks (all)      after that many output chunks ends the body cleanly without [DONE]
   sse_quirks        -                 a `: keep-alive` comment before every event, CRLF line endings, and each
                                       event written in two pieces split mid-line
+  no_usage          -                 never reports usage (ignores `stream_options`), like older servers
 
 The mid-stream modes leave non-streaming answers alone (except drop_mid_stream, above). With `api_key=`
 requests lacking `Authorization: Bearer <api_key>` get 401 `invalid_api_key`. An unknown fault mode gets
@@ -79,7 +80,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 FAULT_DEFAULTS: dict[str, float | None] = {
     "http_500": None, "http_503": None, "http_429": 7.0, "http_400": None, "tgi_error": 422.0,
     "slow_headers": 5.0, "slow_tokens": 0.05, "drop_mid_stream": 2.0, "error_mid_stream": 2.0,
-    "no_done": None, "sse_quirks": None,
+    "no_done": None, "sse_quirks": None, "no_usage": None,
 }
 _MID_STREAM_MODES = ("drop_mid_stream", "error_mid_stream", "no_done")
 _ARGUMENT_FRAGMENT_CHARS = 8
@@ -258,11 +259,15 @@ class OpenAIUpstream:
         token_delay_s = float(faults.get("slow_tokens") or self.token_delay_s)
         if answer.request.get("stream"):
             include_usage = bool((answer.request.get("stream_options") or {}).get("include_usage"))
+            include_usage = include_usage and "no_usage" not in faults
             return _SSEStream(answer.chunks(include_usage), faults, token_delay_s)
         if token_delay_s:  # a whole answer is sent once its last token is generated
             async with _DisconnectWatch(request.receive) as watch:
                 await watch.pause(token_delay_s * answer.steps)
-        return _whole_body(answer.whole(), faults)
+        whole = answer.whole()
+        if "no_usage" in faults:
+            del whole["usage"]
+        return _whole_body(whole, faults)
 
 
 def make_openai_upstream(*, models: Sequence[str] = ("fake-model",), fault: str | None = None,
