@@ -172,10 +172,11 @@ def substitute_env(node: Any, path: str = "", environ: dict[str, str] | None = N
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
+        value = env.get(name)
+        if default is not None and not value:  # `:-` as in the shell: unset or empty takes the default
             return default
+        if value is not None:
+            return value
         raise ConfigError(f"{path or '<root>'}: environment variable ${{{name}}} is not set")
 
     return _ENV_PATTERN.sub(replace, node)
@@ -199,9 +200,11 @@ def load_config(path: str | Path | None) -> SluiceConfig:
         return default_config()
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not a UTF-8 text file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

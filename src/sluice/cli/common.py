@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sluice.config import SluiceConfig, load_config
 from sluice.errors import ConfigError
@@ -18,5 +19,5 @@ def load_or_exit(path: Path | None) -> SluiceConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        err_console.print(f"[red]config error:[/] {exc}")
+        err_console.print(f"[red]config error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None

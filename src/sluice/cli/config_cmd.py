@@ -33,4 +33,4 @@ def show_default() -> None:
 
     from sluice.config import default_config
 
-    console.print(yaml.safe_dump(default_config().model_dump(mode="json", exclude_none=True), sort_keys=False))
+    typer.echo(yaml.safe_dump(default_config().model_dump(mode="json", exclude_none=True), sort_keys=False))
