@@ -7,6 +7,7 @@ import typer
 from sluice import __version__
 from sluice.cli.config_cmd import config_app
 from sluice.cli.logs import logs_app
+from sluice.cli.plan import plan_app
 from sluice.cli.serve import serve
 
 app = typer.Typer(help="Sluicegate: an operations layer for LLMs in production.", no_args_is_help=True,
@@ -14,6 +15,7 @@ app = typer.Typer(help="Sluicegate: an operations layer for LLMs in production."
 app.command("serve")(serve)
 app.add_typer(config_app, name="config")
 app.add_typer(logs_app, name="logs")
+app.add_typer(plan_app, name="plan")
 
 
 def _version(value: bool) -> None:
