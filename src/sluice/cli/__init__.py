@@ -9,10 +9,12 @@ from sluice.cli.config_cmd import config_app
 from sluice.cli.logs import logs_app
 from sluice.cli.plan import plan_app
 from sluice.cli.serve import serve
+from sluice.cli.sim import sim
 
 app = typer.Typer(help="Sluicegate: an operations layer for LLMs in production.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.command("serve")(serve)
+app.command("sim")(sim)
 app.add_typer(config_app, name="config")
 app.add_typer(logs_app, name="logs")
 app.add_typer(plan_app, name="plan")
