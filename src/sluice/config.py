@@ -103,12 +103,28 @@ class EmbeddingBackendConfig(_BackendBase):
     max_concurrency: int | None = Field(1, gt=0)
 
 
+class SimBackendConfig(_BackendBase):
+    """The inference simulator in-process: a model of `vllm serve MODEL` on a GPU (catalog ids)."""
+
+    type: Literal["sim"]
+    model: str  # catalog model id, e.g. llama-3.1-8b
+    gpu: str  # catalog GPU id, e.g. h100-sxm
+    tensor_parallel_size: int = Field(1, ge=1)
+    quantization: str | None = None
+    max_model_len: int | None = Field(None, gt=0)
+    max_num_seqs: int | None = Field(None, gt=0)
+    max_num_batched_tokens: int | None = Field(None, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    seed: int = 0
+
+
 BackendConfig = Annotated[
     OpenAIBackendConfig
     | AnthropicBackendConfig
     | GGUFBackendConfig
     | TransformersBackendConfig
-    | EmbeddingBackendConfig,
+    | EmbeddingBackendConfig
+    | SimBackendConfig,
     Field(discriminator="type"),
 ]
 
@@ -151,10 +167,17 @@ def default_config() -> SluiceConfig:
             "backends": {
                 "smollm2": {"type": "gguf", "path": "builtin:smollm2"},
                 "minilm": {"type": "sentence_transformers", "path": "builtin:all-minilm-l6-v2"},
+                "sim-h100": {"type": "sim", "model": "llama-3.1-8b", "gpu": "h100-sxm", "max_model_len": 8192},
+                "sim-l4": {"type": "sim", "model": "llama-3.1-8b", "gpu": "l4", "quantization": "fp8",
+                           "max_model_len": 8192},
             },
             "models": {
                 "smollm2-135m-instruct": {"targets": [{"backend": "smollm2"}]},
                 "all-minilm-l6-v2": {"targets": [{"backend": "minilm"}]},
+                "llama-3.1-8b-sim-h100": {"targets": [{"backend": "sim-h100", "model": "llama-3.1-8b"}],
+                                          "description": "SIMULATED: Llama-3.1-8B on one H100 (no GPU used)"},
+                "llama-3.1-8b-sim-l4": {"targets": [{"backend": "sim-l4", "model": "llama-3.1-8b"}],
+                                        "description": "SIMULATED: Llama-3.1-8B FP8 on one L4 (no GPU used)"},
             },
         }
     )
@@ -232,7 +255,7 @@ def _format_errors(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-_BACKEND_TYPES = ("openai", "anthropic", "gguf", "transformers", "sentence_transformers")
+_BACKEND_TYPES = ("openai", "anthropic", "gguf", "transformers", "sentence_transformers", "sim")
 
 
 def _join(path: str, key: str) -> str:
@@ -246,6 +269,7 @@ __all__ = [
     "GGUFBackendConfig",
     "ModelConfig",
     "OpenAIBackendConfig",
+    "SimBackendConfig",
     "SluiceConfig",
     "StoreConfig",
     "TargetConfig",

@@ -59,3 +59,27 @@ def test_minilm_embeddings_rank_paraphrases_closer(default_gateway: RunningGatew
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.3
     assert result.usage.prompt_tokens > 10
+
+
+def test_default_config_serves_simulated_gpu_models_and_says_so(default_gateway: RunningGateway) -> None:
+    models = {model.id: model for model in default_gateway.client().models.list()}
+    assert "SIMULATED" in (models["llama-3.1-8b-sim-h100"].description or "")  # type: ignore[attr-defined]
+    chunks = list(default_gateway.client().chat.completions.create(
+        model="llama-3.1-8b-sim-h100", max_tokens=12, seed=3, stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Say something."}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 12
+    again = default_gateway.client().chat.completions.create(
+        model="llama-3.1-8b-sim-h100", max_tokens=12, seed=3, messages=[{"role": "user", "content": "Say something."}])
+    assert again.choices[0].message.content == text  # deterministic per seed
+
+
+def test_a_simulated_deployment_that_cannot_start_is_a_config_error() -> None:
+    from sluice.config import parse_config
+    from sluice.errors import ConfigError
+
+    config = parse_config({"backends": {"s": {"type": "sim", "model": "llama-3.1-405b", "gpu": "rtx-3090"}},
+                           "models": {"m": {"targets": [{"backend": "s"}]}}})
+    with pytest.raises(ConfigError, match=r"backends\.s: .*would not start"):
+        create_app(config)

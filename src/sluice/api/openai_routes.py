@@ -77,6 +77,7 @@ async def list_models(request: Request) -> Response:
         return error_response(error)
     data = [
         {"id": name, "object": "model", "created": state.started_at, "owned_by": "sluice",
+         "description": state.config.models[name].description,
          "endpoints": sorted(route.endpoints),
          "targets": [{"backend": t.name, "type": t.backend.type, "model": t.upstream_model, "weight": t.weight}
                      for t in route.targets]}

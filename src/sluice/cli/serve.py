@@ -6,8 +6,10 @@ import gc
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from sluice.cli.common import console, load_or_exit
+from sluice.cli.common import console, err_console, load_or_exit
+from sluice.errors import ConfigError
 
 
 def serve(
@@ -26,7 +28,11 @@ def serve(
     from sluice.api.app import create_app
 
     settings = load_or_exit(config)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        err_console.print(f"[red]config error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     bind_host = host or settings.server.host
     bind_port = settings.server.port if port is None else port
     models = ", ".join(settings.models) or "none"
