@@ -152,7 +152,7 @@ def test_an_unknown_backend_type_lists_the_known_types_at_the_backend_path() -> 
 
     line = next(line for line in message.splitlines() if line.startswith("  - "))
     assert line == ("  - backends.b: unknown backend type; "
-                    "expected one of openai, anthropic, gguf, transformers, sentence_transformers")
+                    "expected one of openai, anthropic, gguf, transformers, sentence_transformers, sim")
 
 
 def test_a_backend_named_like_a_type_keeps_its_name_in_the_path() -> None:
@@ -270,11 +270,14 @@ def test_load_config_without_a_path_is_the_embedded_default() -> None:
     assert load_config(None) == default_config()
 
 
-def test_the_default_serves_the_two_local_models_from_sqlite() -> None:
+def test_the_default_serves_the_local_models_and_simulated_gpus_from_sqlite() -> None:
     config = default_config()
 
     assert config.store.url == "sqlite:///sluice.db"
-    assert set(config.models) == {"smollm2-135m-instruct", "all-minilm-l6-v2"}
+    assert set(config.models) == {"smollm2-135m-instruct", "all-minilm-l6-v2", "llama-3.1-8b-sim-h100",
+                                  "llama-3.1-8b-sim-l4"}
+    assert {config.backends[m.targets[0].backend].type for n, m in config.models.items() if "sim" in n} == {"sim"}
+    assert all("SIMULATED" in (m.description or "") for n, m in config.models.items() if "sim" in n)
     assert [t.backend for t in config.models["smollm2-135m-instruct"].targets] == ["smollm2"]
     assert [t.backend for t in config.models["all-minilm-l6-v2"].targets] == ["minilm"]
     smollm2 = config.backends["smollm2"]

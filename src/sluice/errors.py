@@ -120,6 +120,18 @@ class ClientDisconnected(SluiceError):
     error_class = ErrorClass.CLIENT_DISCONNECT
 
 
+def upstream_error_for_status(status: int, message: str, *, code: str | None = None, param: str | None = None,
+                              retry_after_s: float | None = None) -> UpstreamError:
+    """An upstream's HTTP error status as our error type: 429 kept, other 4xx relayed, timeouts 504, 5xx 502."""
+    if status == 429:
+        return UpstreamRateLimited(message, retry_after_s=retry_after_s, code=code)
+    if status in (408, 504):
+        return UpstreamTimeout(message, code=code)
+    if 400 <= status < 500:
+        return UpstreamRejected(message, status_code=status, param=param, code=code)
+    return UpstreamUnavailable(f"upstream returned {status}: {message}", code=code)
+
+
 class ConfigError(Exception):
     """A config file is invalid; the message names the bad key path."""
 
@@ -140,4 +152,5 @@ __all__ = [
     "UpstreamStreamBroken",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "upstream_error_for_status",
 ]

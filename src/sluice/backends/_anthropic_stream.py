@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from sluice.backends._anthropic_translate import ERROR_STATUSES, finish_reason, usage_from
-from sluice.backends._http import map_status
 from sluice.backends.chunks import new_id, role_chunk, text_chunk, usage_chunk
 from sluice.backends.types import BackendCall, Chunk
+from sluice.errors import upstream_error_for_status
 
 
 class StreamTranslator:
@@ -48,7 +48,7 @@ class StreamTranslator:
         if kind == "error":
             error = event.get("error") or {}
             error_type = str(error.get("type") or "api_error")
-            raise map_status(ERROR_STATUSES.get(error_type, 500),
+            raise upstream_error_for_status(ERROR_STATUSES.get(error_type, 500),
                              f"upstream sent an error mid-stream: {error.get('message') or error_type}",
                              code=error_type)
         return []  # ping, content_block_stop, and event types added after this adapter was written

@@ -14,9 +14,9 @@ from sluice.config import AnthropicBackendConfig, OpenAIBackendConfig
 from sluice.errors import (
     UpstreamError,
     UpstreamRateLimited,
-    UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
+    upstream_error_for_status,
 )
 
 _DRAIN_TIMEOUT_S = 1.0
@@ -107,17 +107,6 @@ async def _finish_body(resp: aiohttp.ClientResponse) -> None:
         pass  # aiohttp then closes the connection instead of pooling it
 
 
-def map_status(status: int, message: str, *, code: str | None = None, param: str | None = None) -> UpstreamError:
-    """Upstream HTTP status -> our error type (429 kept, other 4xx relayed, 5xx -> 502)."""
-    if status == 429:
-        return UpstreamRateLimited(message, retry_after_s=None, code=code)
-    if status in (408, 504):
-        return UpstreamTimeout(message, code=code)
-    if 400 <= status < 500:
-        return UpstreamRejected(message, status_code=status, param=param, code=code)
-    return UpstreamUnavailable(f"upstream returned {status}: {message}", code=code)
-
-
 def with_retry_after(error: UpstreamError, headers: Any) -> UpstreamError:
     if isinstance(error, UpstreamRateLimited) and error.retry_after_s is None:
         error.retry_after_s = parse_retry_after(headers.get("retry-after"))
@@ -165,4 +154,4 @@ def json_object(raw: bytes | str) -> dict[str, Any]:
 
 def parse_error(status: int, raw: bytes) -> UpstreamError:
     message, code, param = error_message(raw)
-    return map_status(status, message, code=code, param=param)
+    return upstream_error_for_status(status, message, code=code, param=param)

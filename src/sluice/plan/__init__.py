@@ -21,6 +21,7 @@ from sluice.plan.quantization import KV_CACHE_DTYPES, QUANTIZATIONS, Quantizatio
 from sluice.plan.recommend import SLO, Option, Recommendation, recommend
 from sluice.plan.step_time import StepTime, step_breakdown, step_time_s
 from sluice.plan.throughput import (
+    REQUEST_OVERHEAD_S,
     BatchPoint,
     LatencyEstimate,
     Workload,
@@ -32,6 +33,7 @@ from sluice.plan.throughput import (
 __all__ = [
     "KV_CACHE_DTYPES",
     "QUANTIZATIONS",
+    "REQUEST_OVERHEAD_S",
     "SLO",
     "BatchPoint",
     "CostEstimate",

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from sluice.backends.types import BackendCall, Chunk, Completion, EmbeddingRequest, Embeddings, Endpoint
 from sluice.errors import (
     UpstreamError,
-    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamStreamBroken,
-    UpstreamTimeout,
     UpstreamUnavailable,
+    upstream_error_for_status,
 )
 from sluice.sim.errors import SimError, StreamDropped
 from sluice.sim.simulator import Admission, Simulator
@@ -71,11 +70,5 @@ class SimulatorBackend:
 
 def upstream_error(error: SimError) -> UpstreamError:
     """A simulator error answer as the gateway's upstream error (as if it had come over HTTP)."""
-    status, message = error.status_code, error.message
-    if status == 429:
-        return UpstreamRateLimited(message, retry_after_s=error.retry_after_s)
-    if status in (408, 504):
-        return UpstreamTimeout(message)
-    if 400 <= status < 500:
-        return UpstreamRejected(message, status_code=status, param=error.param)
-    return UpstreamUnavailable(f"simulator returned {status}: {message}")
+    return upstream_error_for_status(error.status_code, error.message, param=error.param,
+                                     retry_after_s=error.retry_after_s)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sluice.catalog import Catalog, builtin_catalog
-from sluice.plan import Deployment, PlanError, make_deployment, plan_memory, step_time_s
-from sluice.plan.throughput import REQUEST_OVERHEAD_S
+from sluice.plan import REQUEST_OVERHEAD_S, Deployment, PlanError, make_deployment, plan_memory, step_time_s
 from sluice.sim.clock import Clock
 from sluice.sim.faults import FaultPlan
 from sluice.sim.kv_cache import BLOCK_SIZE
