@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from sluice import __version__
+from sluice.cli.bench import bench_app
 from sluice.cli.config_cmd import config_app
 from sluice.cli.logs import logs_app
 from sluice.cli.plan import plan_app
@@ -15,6 +16,7 @@ app = typer.Typer(help="Sluicegate: an operations layer for LLMs in production."
                   pretty_exceptions_enable=False)
 app.command("serve")(serve)
 app.command("sim")(sim)
+app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
 app.add_typer(logs_app, name="logs")
 app.add_typer(plan_app, name="plan")

@@ -1,0 +1,155 @@
+"""The load-test client: streams requests to an OpenAI-compatible server with aiohttp and times each chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from sluice.cost import count_text_tokens
+from sluice.loadtest.arrivals import arrival_gaps_s
+from sluice.loadtest.datasets import BenchRequest
+from sluice.loadtest.metrics import RequestResult
+
+CHAT_ENDPOINT = "/v1/chat/completions"
+COMPLETIONS_ENDPOINT = "/v1/completions"
+
+
+@dataclass(slots=True, frozen=True)
+class BenchTarget:
+    base_url: str  # server root, e.g. http://127.0.0.1:8000 (the endpoint carries /v1)
+    model: str
+    endpoint: str = CHAT_ENDPOINT
+    api_key: str | None = None
+    timeout_s: float = 6 * 3600  # as vLLM: a benchmark request may legitimately take very long
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/" + self.endpoint.lstrip("/")
+
+    @property
+    def is_chat(self) -> bool:
+        return self.endpoint.rstrip("/").endswith("chat/completions")
+
+
+def request_body(target: BenchTarget, request: BenchRequest) -> dict[str, Any]:
+    """A streaming body that asks the server to report usage at the end, as vLLM's bench client does."""
+    body: dict[str, Any] = {"model": target.model, "stream": True, "stream_options": {"include_usage": True},
+                            "temperature": 0.0}
+    if target.is_chat:
+        body["messages"] = [{"role": "user", "content": request.prompt}]
+        body["max_completion_tokens"] = request.output_len
+    else:
+        body["prompt"] = request.prompt
+        body["max_tokens"] = request.output_len
+    return body
+
+
+def _chunk_text(data: dict[str, Any], is_chat: bool) -> str:
+    choices = data.get("choices") or []
+    if not choices:
+        return ""
+    if not is_chat:
+        return choices[0].get("text") or ""
+    delta = choices[0].get("delta") or {}
+    tool_args = "".join((call.get("function") or {}).get("arguments") or "" for call in delta.get("tool_calls") or [])
+    return (delta.get("content") or "") + tool_args
+
+
+async def send_request(session: aiohttp.ClientSession, target: BenchTarget, request: BenchRequest,
+                       bench_start_s: float = 0.0) -> RequestResult:
+    """Send one streaming request. TTFT is taken at the first chunk carrying output text (a bare role delta
+    is not a token); ITLs are the gaps between text chunks; latency runs to the end of the stream."""
+    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    start = time.perf_counter()
+
+    def failed(error: str) -> RequestResult:
+        return RequestResult(success=False, prompt_tokens=request.prompt_tokens, start_s=start - bench_start_s,
+                             e2e_s=time.perf_counter() - start, error=error)
+
+    ttft_s, last_s, itl_s, text, usage_tokens, done = 0.0, start, [], [], None, False
+    try:
+        async with session.post(target.url, json=request_body(target, request), headers=headers) as response:
+            if response.status != 200:
+                await response.read()
+                return failed(f"http_{response.status}")
+            async for raw_line in response.content:
+                line = raw_line.strip()
+                if not line.startswith(b"data:"):
+                    continue  # blank separators and `: keep-alive` comments
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                data = orjson.loads(payload)
+                if data.get("error"):
+                    return failed("stream_error")
+                now = time.perf_counter()
+                if piece := _chunk_text(data, target.is_chat):
+                    if not text:
+                        ttft_s = now - start
+                    else:
+                        itl_s.append(now - last_s)
+                    last_s = now
+                    text.append(piece)
+                if usage := data.get("usage"):
+                    usage_tokens = usage.get("completion_tokens")
+    except TimeoutError:
+        return failed("timeout")
+    except aiohttp.ClientError as exc:
+        return failed(type(exc).__name__)
+    except orjson.JSONDecodeError:
+        return failed("invalid_json")
+    end = time.perf_counter()
+    if not done:
+        return failed("incomplete_stream")
+    if not text:
+        return failed("empty_response")
+    estimated = usage_tokens is None
+    output_tokens = count_text_tokens("".join(text), target.model) if estimated else int(usage_tokens)
+    return RequestResult(success=True, prompt_tokens=request.prompt_tokens, output_tokens=output_tokens,
+                         ttft_s=ttft_s, itl_s=tuple(itl_s), e2e_s=end - start, start_s=start - bench_start_s,
+                         output_tokens_estimated=estimated)
+
+
+@dataclass(slots=True, frozen=True)
+class BenchRun:
+    results: list[RequestResult]
+    duration_s: float
+
+
+async def run_benchmark(target: BenchTarget, requests: Sequence[BenchRequest], *, request_rate: float = math.inf,
+                        burstiness: float = 1.0, max_concurrency: int | None = None, seed: int = 0,
+                        on_result: Callable[[RequestResult], None] | None = None) -> BenchRun:
+    """Send `requests` at the drawn arrival times, at most `max_concurrency` in flight; results in input order."""
+    semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+    connector = aiohttp.TCPConnector(limit=max_concurrency or 0, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=target.timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        bench_start = time.perf_counter()
+
+        async def one(request: BenchRequest) -> RequestResult:
+            if semaphore is None:
+                result = await send_request(session, target, request, bench_start)
+            else:
+                async with semaphore:
+                    result = await send_request(session, target, request, bench_start)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        gaps = arrival_gaps_s(request_rate, burstiness=burstiness, seed=seed)
+        tasks = []
+        for index, request in enumerate(requests):
+            tasks.append(asyncio.create_task(one(request)))
+            gap = next(gaps)
+            if gap and index < len(requests) - 1:
+                await asyncio.sleep(gap)
+        results = list(await asyncio.gather(*tasks))
+        return BenchRun(results, time.perf_counter() - bench_start)

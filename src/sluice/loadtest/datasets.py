@@ -1,0 +1,115 @@
+"""Benchmark prompts: synthetic `random`, ShareGPT-format JSON and JSONL of prompts; all seeded."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sluice.cost import count_text_tokens
+
+# Common English words, each one token with its leading space in the BPE vocabularies we count with.
+_WORDS = ("the", "of", "and", "to", "in", "is", "for", "on", "that", "with", "as", "by", "at", "from", "this",
+          "be", "are", "was", "it", "an", "or", "have", "not", "but", "all", "time", "new", "one", "two",
+          "day", "year", "work", "part", "way", "use", "data", "model", "system", "water", "light", "road",
+          "city", "house", "river", "stone", "paper", "music", "table", "green", "blue", "red", "small",
+          "large", "early", "late", "open", "close")
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed, or yields too few prompts."""
+
+
+@dataclass(slots=True, frozen=True)
+class BenchRequest:
+    prompt: str
+    prompt_tokens: int
+    output_len: int  # max tokens to ask for
+
+
+def _sample_lens(rng: np.random.Generator, mean_len: int, range_ratio: float, n: int) -> np.ndarray:
+    """As vLLM: uniform integers in [floor(L·(1−r)), ceil(L·(1+r))]; range_ratio 0 gives exactly L."""
+    if not 0 <= range_ratio < 1:
+        raise ValueError("random_range_ratio must be in [0, 1)")
+    low = max(1, math.floor(mean_len * (1 - range_ratio)))
+    high = max(low, math.ceil(mean_len * (1 + range_ratio)))
+    return rng.integers(low, high + 1, size=n)
+
+
+def prompt_of_tokens(target: int, model: str, rng: np.random.Generator) -> tuple[str, int]:
+    """Random words trimmed or padded until the model's tokenizer counts `target` tokens (or the nearest)."""
+    words = [str(w) for w in rng.choice(_WORDS, size=target)]
+    count = count_text_tokens(" ".join(words), model)
+    while count > target and len(words) > 1:
+        words.pop()
+        count = count_text_tokens(" ".join(words), model)
+    while count < target:
+        words.append(str(rng.choice(_WORDS)))
+        count = count_text_tokens(" ".join(words), model)
+    return " ".join(words), count
+
+
+def random_requests(num_prompts: int, *, input_len: int, output_len: int, range_ratio: float = 0.0,
+                    model: str, seed: int = 0) -> list[BenchRequest]:
+    rng = np.random.default_rng(seed)
+    input_lens = _sample_lens(rng, input_len, range_ratio, num_prompts)
+    output_lens = _sample_lens(rng, output_len, range_ratio, num_prompts)
+    requests = []
+    for in_len, out_len in zip(input_lens, output_lens, strict=True):
+        prompt, tokens = prompt_of_tokens(int(in_len), model, rng)
+        requests.append(BenchRequest(prompt, tokens, int(out_len)))
+    return requests
+
+
+def sharegpt_requests(path: Path, num_prompts: int, *, model: str, seed: int = 0,
+                      output_len: int | None = None) -> list[BenchRequest]:
+    """First human turn as the prompt; output length that of the reply (or `output_len`). As vLLM, entries
+    with fewer than two turns are skipped, and pairs with prompt or reply under 4 tokens, prompt over 1024
+    or total over 2048 tokens are filtered out."""
+    entries = [e for e in _load_json(path) if len(e.get("conversations", [])) >= 2]
+    np.random.default_rng(seed).shuffle(entries)
+    requests: list[BenchRequest] = []
+    for entry in entries:
+        if len(requests) == num_prompts:
+            break
+        prompt, reply = entry["conversations"][0]["value"], entry["conversations"][1]["value"]
+        prompt_tokens = count_text_tokens(prompt, model)
+        reply_tokens = output_len or count_text_tokens(reply, model)
+        if output_len is None and (prompt_tokens < 4 or reply_tokens < 4 or prompt_tokens > 1024
+                                   or prompt_tokens + reply_tokens > 2048):
+            continue
+        requests.append(BenchRequest(prompt, prompt_tokens, reply_tokens))
+    return _enough(requests, num_prompts, path)
+
+
+def jsonl_requests(path: Path, num_prompts: int, *, model: str, output_len: int, seed: int = 0) -> list[BenchRequest]:
+    """One JSON object per line with "prompt" and optionally "output_len"; shuffled with the seed."""
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+    if any(not isinstance(row, dict) or not isinstance(row.get("prompt"), str) for row in rows):
+        raise DatasetError(f"{path}: every line must be an object with a string \"prompt\"")
+    np.random.default_rng(seed).shuffle(rows)
+    requests = [BenchRequest(row["prompt"], count_text_tokens(row["prompt"], model),
+                             int(row.get("output_len", output_len))) for row in rows[:num_prompts]]
+    return _enough(requests, num_prompts, path)
+
+
+def _load_json(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: {exc}") from None
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a JSON list of ShareGPT conversations")
+    return data
+
+
+def _enough(requests: list[BenchRequest], num_prompts: int, path: Path) -> list[BenchRequest]:
+    if len(requests) < num_prompts:
+        raise DatasetError(f"{path}: only {len(requests)} usable prompts, {num_prompts} asked for")
+    return requests
