@@ -119,3 +119,14 @@ def test_hf_config_errors_name_the_missing_key(tmp_path: Path) -> None:
         load_hf_config(config)
     with pytest.raises(CatalogError, match="no such file"):
         load_hf_config(tmp_path / "absent" / "config.json")
+
+
+def test_files_that_are_not_utf8_text_are_catalog_errors(tmp_path: Path) -> None:
+    binary = tmp_path / "garbage.yaml"
+    binary.write_bytes(b"\xff\xfe\x00gpus: {}\n")
+    with pytest.raises(CatalogError, match=r"garbage\.yaml"):
+        load_catalog(binary)
+    config = tmp_path / "config.json"
+    config.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(CatalogError, match=r"config\.json"):
+        load_hf_config(config)

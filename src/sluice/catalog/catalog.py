@@ -73,10 +73,10 @@ class Catalog:
         """This catalog plus a user's YAML file (same layout as the built-in gpus.yaml/models.yaml)."""
         file = Path(path)
         try:
-            raw = yaml.safe_load(file.read_text()) or {}
+            raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise CatalogError(f"{file}: no such catalog file") from None
-        except (OSError, yaml.YAMLError) as error:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise CatalogError(f"{file}: cannot read YAML: {error}") from None
         if not isinstance(raw, Mapping):
             raise CatalogError(f"{file}: a catalog file must be a mapping with gpus:/models:/prices: keys")

@@ -30,10 +30,10 @@ def load_hf_config(path: str | Path) -> ModelArch:
     if file.is_dir():
         file = file / "config.json"
     try:
-        raw = json.loads(file.read_text())
+        raw = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{file}: no such file (expected a Hugging Face config.json)") from None
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CatalogError(f"{file}: cannot read a JSON config: {error}") from None
     if not isinstance(raw, dict):
         raise CatalogError(f"{file}: a config.json must hold a JSON object")
