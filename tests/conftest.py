@@ -12,7 +12,10 @@ from tests.support.gateway import RunningGateway, run_gateway, upstream_config
 from tests.support.openai_server import OpenAIUpstream, make_openai_upstream
 from tests.support.servers import serve_app
 
-pytest_plugins = ["tests.support.postgres"]  # postgres_server, postgres_url, database_url
+pytest_plugins = [
+    "tests.support.postgres",  # postgres_server, postgres_url, database_url
+    "tests.support.redis",  # redis_server, redis_url
+]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -129,6 +129,24 @@ BackendConfig = Annotated[
 ]
 
 
+# --- state (state/): shared counters, limits, budgets, cache entries ----------------------------------------
+
+
+class StateConfig(_Strict):
+    """Where replicas share fast state: `memory://` (one process) or `redis://host:6379/0` (scale-out)."""
+
+    url: str = "memory://"
+
+
+# --- keys, budgets, limits, pricing (cost/) --------------------------------------------------------------
+
+
+# --- caching (cache/) -------------------------------------------------------------------------------------
+
+
+# --- routing and rollouts (routing/, rollout/) ------------------------------------------------------------
+
+
 class TargetConfig(_Strict):
     backend: str
     model: str | None = None  # upstream model name; defaults to the public name
@@ -144,6 +162,7 @@ class SluiceConfig(_Strict):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    state: StateConfig = StateConfig()
     backends: dict[str, BackendConfig] = {}
     models: dict[str, ModelConfig] = {}
 
@@ -271,6 +290,7 @@ __all__ = [
     "OpenAIBackendConfig",
     "SimBackendConfig",
     "SluiceConfig",
+    "StateConfig",
     "StoreConfig",
     "TargetConfig",
     "TransformersBackendConfig",

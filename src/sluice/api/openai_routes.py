@@ -109,6 +109,7 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
         ctx.fail(error)
         state.recorder.record(ctx)
         raise
+    ctx.headers = request.headers
     ctx.stream = bool(getattr(body, "stream", False))
     ctx.user = body.user  # type: ignore[attr-defined]
     if endpoint != "embeddings":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
@@ -15,9 +16,10 @@ from sluice.telemetry.timing import StreamTimer, tpot_s
 
 
 class RequestContext:
-    __slots__ = ("arrival", "body_text", "client_ip", "created_at", "endpoint", "error", "finish_reason",
-                 "in_flight", "model", "queue_s", "raw_body", "request", "request_id", "span", "status_code",
-                 "stream", "target", "text_parts", "timer", "upstream_s", "usage", "user")
+    __slots__ = ("arrival", "attempts", "body_text", "cache_hit", "client_ip", "cost_usd", "created_at",
+                 "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model", "queue_s",
+                 "raw_body", "request", "request_id", "reservation", "route_role", "span", "status_code",
+                 "stream", "target", "team", "text_parts", "timer", "upstream_s", "usage", "user")
 
     def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None) -> None:
         self.request_id = request_id
@@ -42,6 +44,14 @@ class RequestContext:
         self.error: SluiceError | None = None
         self.span: Any = None
         self.in_flight: Any = None  # the in-flight gauge child to decrement when recorded
+        self.headers: Mapping[str, str] = {}  # the client's request headers (lower-case names)
+        self.key: Any = None  # the virtual key that authenticated the request (cost/), None for master/no key
+        self.team: str | None = None
+        self.reservation: Any = None  # what admission reserved against budgets/limits, settled at the end
+        self.cache_hit: str | None = None  # "exact" | "semantic" when answered from the cache
+        self.cost_usd: float | None = None
+        self.route_role: str | None = None  # which side of a rollout served it: stable | candidate
+        self.attempts = 0  # upstream attempts made (retries and fallbacks included)
 
     def fail(self, error: SluiceError, *, status_code: int | None = None) -> None:
         self.error = error
@@ -90,6 +100,12 @@ class RequestContext:
             client_ip=self.client_ip,
             request_body=self.body_text if keep_bodies else None,
             response_body=text if keep_bodies and text else None,
+            key_id=getattr(self.key, "id", None),
+            team=self.team,
+            cost_usd=self.cost_usd,
+            cache_hit=self.cache_hit,
+            route_role=self.route_role,
+            attempts=self.attempts,
         )
 
     def _token_counts(self, text: str) -> tuple[int | None, int | None, bool]:

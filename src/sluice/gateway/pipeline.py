@@ -23,6 +23,7 @@ from sluice.backends.sse import DONE, encode_data
 from sluice.errors import BackendNotReady, ClientDisconnected, SluiceError, UpstreamStreamBroken
 from sluice.gateway.context import RequestContext
 from sluice.gateway.slots import Slots
+from sluice.gateway.stages import Admission, NoAdmission, NoCache, NoPricing, Pricing, ResponseCache
 from sluice.routing import RouteTable, Target
 from sluice.telemetry.recorder import Recorder
 
@@ -36,10 +37,15 @@ class InternalError(SluiceError):
 class Gateway:
     """What the request path needs, built once at start-up."""
 
-    def __init__(self, routes: RouteTable, slots: dict[str, Slots], recorder: Recorder) -> None:
+    def __init__(self, routes: RouteTable, slots: dict[str, Slots], recorder: Recorder, *,
+                 admission: Admission | None = None, cache: ResponseCache | None = None,
+                 pricing: Pricing | None = None) -> None:
         self.routes = routes
         self.slots = slots
         self.recorder = recorder
+        self.admission: Admission = admission or NoAdmission()
+        self.cache: ResponseCache = cache or NoCache()
+        self.pricing: Pricing = pricing or NoPricing()
         self.starting: dict[str, asyncio.Task[None]] = {}  # backend name -> its start() task
 
     async def wait_started(self, target: Target) -> None:
@@ -57,20 +63,35 @@ async def complete(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequ
                    ) -> Completion:
     """A whole answer; the record is written however it ends."""
     try:
-        target = await _choose_target(gw, ctx, request, ctx.endpoint)
-        call = _backend_call(gw, ctx, target, request)
-        async with _upstream_call(gw, ctx, target):
-            completion = await target.backend.complete(call)
+        target = _route(gw, ctx, request, ctx.endpoint)
+        await gw.admission.admit(ctx, request)
+        cached = await gw.cache.lookup(ctx, request)
+        if cached is not None:
+            completion = cached
+        else:
+            await gw.wait_started(target)
+            call = _backend_call(gw, ctx, target, request)
+            async with _upstream_call(gw, ctx, target):
+                completion = await target.backend.complete(call)
         ctx.usage = completion.usage
         ctx.text_parts.append(completion.text)
         ctx.finish_reason = completion.finish_reason
         completion.payload["model"] = request.model
+        if cached is None:
+            gw.cache.store(ctx, request)
         return completion
     except BaseException as exc:
         _fail(ctx, exc)
         raise
     finally:
-        gw.recorder.record(ctx)
+        _finish(gw, ctx)
+
+
+def _finish(gw: Gateway, ctx: RequestContext) -> None:
+    """However a request ended: price it, settle what admission reserved, record it."""
+    gw.pricing.price(ctx)
+    gw.admission.settle(ctx)
+    gw.recorder.record(ctx)
 
 
 async def stream(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
@@ -93,10 +114,13 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
     sent_any = False
     held: list[bytes] = []  # frames of chunks that arrived together, written in one send
     try:
-        target = await _choose_target(gw, ctx, request, ctx.endpoint)
+        target = _route(gw, ctx, request, ctx.endpoint)
+        await gw.admission.admit(ctx, request)
+        await gw.wait_started(target)
         call = _backend_call(gw, ctx, target, request)
         async with gw.slots[target.name].hold() as waited_s:
             ctx.queue_s = waited_s
+            ctx.attempts += 1
             chunks = target.backend.stream(call)
             try:
                 while True:
@@ -139,7 +163,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
         held.append(encode_data(ctx.error.to_body()))
         yield _take(held)
     finally:
-        gw.recorder.record(ctx)
+        _finish(gw, ctx)
 
 
 def _take(held: list[bytes]) -> bytes:
@@ -173,7 +197,8 @@ def _estimated_usage_frame(ctx: RequestContext, public_model: str) -> bytes:
 
 async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> Embeddings:
     try:
-        target = await _choose_target(gw, ctx, request, "embeddings")
+        target = _route(gw, ctx, request, "embeddings")
+        await gw.wait_started(target)
         async with _upstream_call(gw, ctx, target):
             result = await target.backend.embed(request, target.upstream_model)
         ctx.usage = result.usage
@@ -186,14 +211,12 @@ async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> 
         gw.recorder.record(ctx)
 
 
-async def _choose_target(gw: Gateway, ctx: RequestContext,
-                         request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest,
-                         endpoint: Endpoint) -> Target:
-    """Resolve the public model to a target (404/400 otherwise) and wait until its backend has started."""
+def _route(gw: Gateway, ctx: RequestContext,
+           request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest, endpoint: Endpoint) -> Target:
+    """Resolve the public model to a target (404/400 otherwise) and count the request in flight."""
     target = gw.routes.resolve(request.model, endpoint).pick()
     ctx.target = target
     gw.recorder.admit(ctx)
-    await gw.wait_started(target)
     return target
 
 
@@ -202,6 +225,7 @@ async def _upstream_call(gw: Gateway, ctx: RequestContext, target: Target) -> As
     """Hold a backend slot (time waiting for it is queue time) and time the call inside as upstream time."""
     async with gw.slots[target.name].hold() as waited_s:
         ctx.queue_s = waited_s
+        ctx.attempts += 1
         started = perf_counter()
         try:
             yield

@@ -36,3 +36,9 @@ class RequestRecord:
     client_ip: str | None = None
     request_body: str | None = None  # JSON text, before redaction
     response_body: str | None = None  # generated text / JSON, before redaction
+    key_id: str | None = None  # virtual key id (never the secret)
+    team: str | None = None
+    cost_usd: float | None = None  # None when the target has no price; 0.0 for cache hits
+    cache_hit: str | None = None  # exact | semantic
+    route_role: str | None = None  # stable | candidate (rollouts)
+    attempts: int = 0  # upstream attempts (1 = no retry; 0 = never reached an upstream)

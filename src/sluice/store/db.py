@@ -125,6 +125,15 @@ async def migrate(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(migrate_sync, url, revision)
 
 
+def head_revision() -> str:
+    """The newest migration shipped in the package: what `migrate` brings a store to."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(url: str) -> str | None:
     """The schema revision the store is at (`None` for an empty database)."""
     from alembic.runtime.migration import MigrationContext
@@ -145,6 +154,7 @@ __all__ = [
     "create_sync_engine",
     "current_revision",
     "display_url",
+    "head_revision",
     "is_sqlite",
     "migrate",
     "migrate_sync",

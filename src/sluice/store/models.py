@@ -57,11 +57,18 @@ class RequestLog(Base):
     client_ip: Mapped[str | None] = mapped_column(Text)
     request_body: Mapped[str | None] = mapped_column(Text)
     response_body: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(Text)
+    cost_usd: Mapped[float | None] = mapped_column(Double)
+    cache_hit: Mapped[str | None] = mapped_column(String(16))
+    route_role: Mapped[str | None] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (
         Index("ix_request_log_created_at", "created_at"),
         Index("ix_request_log_model_created_at", "model", "created_at"),
         Index("ux_request_log_request_id", "request_id", unique=True),
+        Index("ix_request_log_key_id_created_at", "key_id", "created_at"),
     )
 
 
