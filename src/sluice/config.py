@@ -153,9 +153,22 @@ class TargetConfig(_Strict):
     weight: float = Field(100.0, ge=0)
 
 
+class RolloutConfig(_Strict):
+    """The initial deployment of a model; changed at run time with `sluice deploy` / the admin API."""
+
+    strategy: Literal["canary", "blue_green"] = "canary"
+    candidate: list[TargetConfig] = []  # replicas of the candidate version
+    candidate_weight: float = Field(0.0, ge=0, le=100)  # % of traffic to the candidate (blue-green: 0 or 100)
+    sticky_key: str = "user"  # user | header:<name> | random: what keeps a caller on one side
+    shadow: list[TargetConfig] = []  # mirrored in the background, answers compared, never returned
+    shadow_sample_rate: float = Field(1.0, ge=0, le=1)
+    shadow_max_concurrency: int = Field(4, gt=0)
+
+
 class ModelConfig(_Strict):
-    targets: list[TargetConfig] = Field(min_length=1)
+    targets: list[TargetConfig] = Field(min_length=1)  # replicas of the stable version, load-balanced
     description: str | None = None
+    rollout: RolloutConfig = RolloutConfig()
 
 
 class SluiceConfig(_Strict):
@@ -169,13 +182,16 @@ class SluiceConfig(_Strict):
     @model_validator(mode="after")
     def _targets_name_known_backends(self) -> SluiceConfig:
         for model_name, model in self.models.items():
-            for index, target in enumerate(model.targets):
-                if target.backend not in self.backends:
-                    known = ", ".join(sorted(self.backends)) or "none"
-                    raise ValueError(
-                        f"models.{model_name}.targets.{index}.backend: unknown backend "
-                        f"{target.backend!r} (configured: {known})"
-                    )
+            groups = {"targets": model.targets, "rollout.candidate": model.rollout.candidate,
+                      "rollout.shadow": model.rollout.shadow}
+            for group, targets in groups.items():
+                for index, target in enumerate(targets):
+                    if target.backend not in self.backends:
+                        known = ", ".join(sorted(self.backends)) or "none"
+                        raise ValueError(
+                            f"models.{model_name}.{group}.{index}.backend: unknown backend "
+                            f"{target.backend!r} (configured: {known})"
+                        )
         return self
 
 
@@ -288,6 +304,7 @@ __all__ = [
     "GGUFBackendConfig",
     "ModelConfig",
     "OpenAIBackendConfig",
+    "RolloutConfig",
     "SimBackendConfig",
     "SluiceConfig",
     "StateConfig",
