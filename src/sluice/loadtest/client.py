@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from sluice.loadtest.metrics import RequestResult
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 COMPLETIONS_ENDPOINT = "/v1/completions"
+ERROR_DETAIL_CHARS = 300  # enough for vLLM's context-length message, short enough for a result file
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,6 +53,25 @@ def request_body(target: BenchTarget, request: BenchRequest) -> dict[str, Any]:
     return body
 
 
+def error_message(body: bytes) -> str:
+    """The message of an error body: OpenAI's `{"error": {"message"}}`, TGI's `{"error": "..."}`, old vLLM's
+    flat `{"message"}`, else the raw text; shortened."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    message: object = body.decode(errors="replace")
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or error
+        elif error:
+            message = error
+        elif data.get("message"):
+            message = data["message"]
+    return " ".join(str(message).split())[:ERROR_DETAIL_CHARS]
+
+
 def _chunk_text(data: dict[str, Any], is_chat: bool) -> str:
     choices = data.get("choices") or []
     if not choices:
@@ -69,16 +90,15 @@ async def send_request(session: aiohttp.ClientSession, target: BenchTarget, requ
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
     start = time.perf_counter()
 
-    def failed(error: str) -> RequestResult:
+    def failed(error: str, detail: str | None = None) -> RequestResult:
         return RequestResult(success=False, prompt_tokens=request.prompt_tokens, start_s=start - bench_start_s,
-                             e2e_s=time.perf_counter() - start, error=error)
+                             e2e_s=time.perf_counter() - start, error=error, error_detail=detail)
 
     ttft_s, last_s, itl_s, text, usage_tokens, done = 0.0, start, [], [], None, False
     try:
         async with session.post(target.url, json=request_body(target, request), headers=headers) as response:
             if response.status != 200:
-                await response.read()
-                return failed(f"http_{response.status}")
+                return failed(f"http_{response.status}", error_message(await response.read()))
             async for raw_line in response.content:
                 line = raw_line.strip()
                 if not line.startswith(b"data:"):
@@ -89,7 +109,7 @@ async def send_request(session: aiohttp.ClientSession, target: BenchTarget, requ
                     break
                 data = orjson.loads(payload)
                 if data.get("error"):
-                    return failed("stream_error")
+                    return failed("stream_error", error_message(payload))
                 now = time.perf_counter()
                 if piece := _chunk_text(data, target.is_chat):
                     if not text:
@@ -103,7 +123,7 @@ async def send_request(session: aiohttp.ClientSession, target: BenchTarget, requ
     except TimeoutError:
         return failed("timeout")
     except aiohttp.ClientError as exc:
-        return failed(type(exc).__name__)
+        return failed(type(exc).__name__, " ".join(str(exc).split())[:ERROR_DETAIL_CHARS] or None)
     except orjson.JSONDecodeError:
         return failed("invalid_json")
     end = time.perf_counter()
@@ -112,10 +132,11 @@ async def send_request(session: aiohttp.ClientSession, target: BenchTarget, requ
     if not text:
         return failed("empty_response")
     estimated = usage_tokens is None
-    output_tokens = count_text_tokens("".join(text), target.model) if estimated else int(usage_tokens)
+    generated = "".join(text)
+    output_tokens = count_text_tokens(generated, target.model) if estimated else int(usage_tokens)
     return RequestResult(success=True, prompt_tokens=request.prompt_tokens, output_tokens=output_tokens,
                          ttft_s=ttft_s, itl_s=tuple(itl_s), e2e_s=end - start, start_s=start - bench_start_s,
-                         output_tokens_estimated=estimated)
+                         output_tokens_estimated=estimated, generated_text=generated)
 
 
 @dataclass(slots=True, frozen=True)
@@ -126,30 +147,52 @@ class BenchRun:
 
 async def run_benchmark(target: BenchTarget, requests: Sequence[BenchRequest], *, request_rate: float = math.inf,
                         burstiness: float = 1.0, max_concurrency: int | None = None, seed: int = 0,
+                        duration_s: float | None = None,
                         on_result: Callable[[RequestResult], None] | None = None) -> BenchRun:
-    """Send `requests` at the drawn arrival times, at most `max_concurrency` in flight; results in input order."""
+    """Send `requests` at the drawn arrival times, at most `max_concurrency` in flight; results in issue order.
+
+    With `duration_s`, cycle through `requests` and stop issuing once that much time has passed (requests in
+    flight then finish). An unbounded rate then needs `max_concurrency`: each free slot lets the next one go.
+    """
+    if not requests:
+        raise ValueError("no requests to send")
+    pacing = duration_s is not None and math.isinf(request_rate)
+    if pacing and not max_concurrency:
+        raise ValueError("a timed run needs a finite request rate or a max concurrency")
     semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     connector = aiohttp.TCPConnector(limit=max_concurrency or 0, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=target.timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         bench_start = time.perf_counter()
 
-        async def one(request: BenchRequest) -> RequestResult:
+        async def one(request: BenchRequest, holds_slot: bool) -> RequestResult:
             if semaphore is None:
                 result = await send_request(session, target, request, bench_start)
             else:
-                async with semaphore:
+                if not holds_slot:
+                    await semaphore.acquire()
+                try:
                     result = await send_request(session, target, request, bench_start)
+                finally:
+                    semaphore.release()
             if on_result is not None:
                 on_result(result)
             return result
 
         gaps = arrival_gaps_s(request_rate, burstiness=burstiness, seed=seed)
+        source = iter(requests) if duration_s is None else itertools.cycle(requests)
         tasks = []
-        for index, request in enumerate(requests):
-            tasks.append(asyncio.create_task(one(request)))
+        for index, request in enumerate(source):
+            if duration_s is not None and time.perf_counter() - bench_start >= duration_s:
+                break
+            if pacing and semaphore is not None:
+                await semaphore.acquire()
+                if time.perf_counter() - bench_start >= (duration_s or 0.0):  # the wait for a slot ran out the clock
+                    semaphore.release()
+                    break
+            tasks.append(asyncio.create_task(one(request, pacing)))
             gap = next(gaps)
-            if gap and index < len(requests) - 1:
+            if gap and (duration_s is not None or index < len(requests) - 1):
                 await asyncio.sleep(gap)
         results = list(await asyncio.gather(*tasks))
         return BenchRun(results, time.perf_counter() - bench_start)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +113,38 @@ def _enough(requests: list[BenchRequest], num_prompts: int, path: Path) -> list[
     if len(requests) < num_prompts:
         raise DatasetError(f"{path}: only {len(requests)} usable prompts, {num_prompts} asked for")
     return requests
+
+
+@dataclass(slots=True, frozen=True)
+class DatasetSpec:
+    """Which prompts to send, as the `--dataset-*`, `--random-*` and `--sharegpt-*` flags name them."""
+
+    name: str = "random"  # random, sharegpt or jsonl
+    path: Path | None = None
+    input_len: int = 1024
+    output_len: int = 128
+    range_ratio: float = 0.0
+    sharegpt_output_len: int | None = None
+
+    def with_input_len(self, input_len: int) -> DatasetSpec:
+        return replace(self, input_len=input_len)
+
+    def describe(self) -> dict[str, object]:
+        """The spec under vLLM's result-file names."""
+        return {"dataset_name": self.name, "dataset_path": str(self.path) if self.path else None,
+                "random_input_len": self.input_len, "random_output_len": self.output_len,
+                "random_range_ratio": self.range_ratio}
+
+
+def make_requests(spec: DatasetSpec, num_prompts: int, *, model: str, seed: int = 0) -> list[BenchRequest]:
+    """`num_prompts` requests from the spec's dataset; raises `DatasetError` (bad file) or `ValueError` (bad spec)."""
+    if spec.name == "random":
+        return random_requests(num_prompts, input_len=spec.input_len, output_len=spec.output_len,
+                               range_ratio=spec.range_ratio, model=model, seed=seed)
+    if spec.name not in ("sharegpt", "jsonl"):
+        raise ValueError(f"--dataset-name must be random, sharegpt or jsonl, not {spec.name!r}")
+    if spec.path is None:
+        raise ValueError(f"--dataset-name {spec.name} needs --dataset-path")
+    if spec.name == "sharegpt":
+        return sharegpt_requests(spec.path, num_prompts, model=model, seed=seed, output_len=spec.sharegpt_output_len)
+    return jsonl_requests(spec.path, num_prompts, model=model, seed=seed, output_len=spec.output_len)

@@ -25,6 +25,8 @@ class RequestResult:
     start_s: float = 0.0
     error: str | None = None  # error class, e.g. "http_500", "ClientConnectionError"
     output_tokens_estimated: bool = False  # re-tokenised because the server reported no usage
+    generated_text: str = ""
+    error_detail: str | None = None  # the server's error message (shortened), when it sent one
 
 
 @dataclass(slots=True, frozen=True)
@@ -56,6 +58,7 @@ class BenchmarkSummary:
     e2el: Distribution
     errors_by_class: dict[str, int] = field(default_factory=dict)
     estimated_output_requests: int = 0
+    error_examples: dict[str, str] = field(default_factory=dict)  # error class -> first server message
 
 
 def distribution(values_s: Sequence[float], percentiles: Sequence[float]) -> Distribution:
@@ -120,7 +123,16 @@ def summarize(results: Sequence[RequestResult], duration_s: float, *, percentile
         e2el=distribution([r.e2e_s for r in done], percentiles),
         errors_by_class=dict(Counter(r.error or "unknown" for r in results if not r.success)),
         estimated_output_requests=sum(r.output_tokens_estimated for r in done),
+        error_examples=_first_details(results),
     )
+
+
+def _first_details(results: Sequence[RequestResult]) -> dict[str, str]:
+    examples: dict[str, str] = {}
+    for result in results:
+        if not result.success and result.error_detail:
+            examples.setdefault(result.error or "unknown", result.error_detail)
+    return examples
 
 
 def percentile_key(p: float) -> str:
@@ -144,6 +156,7 @@ def to_result_dict(summary: BenchmarkSummary) -> dict[str, object]:
         "achieved_concurrency": summary.achieved_concurrency,
         "errors_by_class": summary.errors_by_class,
         "estimated_output_requests": summary.estimated_output_requests,
+        "error_examples": summary.error_examples,
     }
     for name in ("ttft", "tpot", "itl", "e2el"):
         dist: Distribution = getattr(summary, name)
@@ -153,3 +166,28 @@ def to_result_dict(summary: BenchmarkSummary) -> dict[str, object]:
         for p, value in dist.percentiles_ms:
             out[f"p{percentile_key(p)}_{name}_ms"] = value
     return out
+
+
+# vLLM's `--save-detailed` arrays, plus sluice's start times, latencies and error messages.
+DETAIL_FIELDS = ("input_lens", "output_lens", "ttfts", "itls", "e2els", "start_times", "generated_texts", "errors",
+                 "error_details")
+
+
+def per_request_detail(results: Sequence[RequestResult]) -> dict[str, list[object]]:
+    """Per-request arrays in request order, as vLLM saves them (seconds; "" in `errors` for a success)."""
+    return {
+        "input_lens": [r.prompt_tokens for r in results],
+        "output_lens": [r.output_tokens for r in results],
+        "ttfts": [r.ttft_s for r in results],
+        "itls": [list(r.itl_s) for r in results],
+        "e2els": [r.e2e_s for r in results],
+        "start_times": [r.start_s for r in results],
+        "generated_texts": [r.generated_text for r in results],
+        "errors": ["" if r.success else r.error or "unknown" for r in results],
+        "error_details": [r.error_detail or "" for r in results],
+    }
+
+
+def without_detail(result: Mapping[str, object]) -> dict[str, object]:
+    """The result without its per-request arrays (what `--save-result` writes without `--save-detailed`)."""
+    return {key: value for key, value in result.items() if key not in DETAIL_FIELDS}
