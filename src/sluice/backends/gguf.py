@@ -90,7 +90,7 @@ class _LlamaTokenModel:
                                   "pip install llama-cpp-python (see docs/local-models.md)") from exc
         # llama.cpp defaults to half the cores; decoding a small model scales to all of them.
         llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=config.n_threads or os.cpu_count(),
-                    verbose=False)
+                    flash_attn=config.flash_attn, verbose=False)
         return cls(llm)
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun:
