@@ -28,7 +28,7 @@ async def status(request: Request) -> Response:
     writer = state.log_writer
     body = {
         "backends": backends,
-        "models": sorted(state.gateway.routes.routes),
+        "models": sorted(state.gateway.deployments.all()),
         "request_log": None if writer is None else {
             "queue_depth": writer.queue_depth,
             "rows_written": writer.rows_written,

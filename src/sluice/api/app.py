@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.api import admin_routes, openai_routes
+from sluice.api import admin_deploy, admin_keys, admin_routes, admin_shadow, openai_routes
 from sluice.api.errors import error_response
-from sluice.api.wiring import AppState, build_state, start_backends, stop_backends
+from sluice.api.wiring import AppState, build_state, start_admission, start_backends, stop_admission, stop_backends
 from sluice.config import SluiceConfig
 from sluice.gateway.pipeline import InternalError
 from sluice.store import create_engine, migrate
@@ -31,19 +31,30 @@ def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starl
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _open_store(state)
+        await start_admission(state)  # shared state (Redis) and virtual keys, before any request
+        if state.rollout is not None and state.engine is not None:
+            await state.rollout.start(state.engine)  # stored deployments win over the config's, before any request
+        if state.shadow is not None and state.engine is not None:
+            await state.shadow.open(state.engine)  # shadow mode: its pair writer, on the store
         await start_backends(state)
         try:
             yield
         finally:
+            if state.shadow is not None:
+                await state.shadow.close()  # shadow calls get their deadline, then their pairs are written
             await stop_backends(state)
+            await stop_admission(state)
+            if state.rollout is not None:
+                await state.rollout.stop()
             await _close_store(state)
             state.recorder.tracing.shutdown()
 
     app = Starlette(
-        routes=[*openai_routes.routes, *admin_routes.routes,
+        routes=[*openai_routes.routes, *admin_routes.routes, *admin_shadow.routes, *admin_keys.routes,
                 Route("/health/live", live, methods=["GET"]),
                 Route("/health/ready", ready, methods=["GET"]),
-                Route("/metrics", metrics, methods=["GET"])],
+                Route("/metrics", metrics, methods=["GET"]),
+                *admin_deploy.routes],  # last: its GET /admin/deployments/{model:path} would shadow later ones
         lifespan=lifespan,
         exception_handlers={Exception: _internal_error, 404: _not_found, 405: _method_not_allowed},
     )

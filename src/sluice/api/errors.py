@@ -8,15 +8,17 @@ import orjson
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from sluice.errors import InvalidRequest, SluiceError, UpstreamRateLimited
+from sluice.errors import InvalidRequest, SluiceError
 
 
 def error_response(error: SluiceError, headers: dict[str, str] | None = None) -> Response:
     out = dict(headers or {})
-    if isinstance(error, UpstreamRateLimited) and error.retry_after_s is not None:
-        out["retry-after"] = str(max(1, math.ceil(error.retry_after_s)))
+    retry_after_s = getattr(error, "retry_after_s", None)  # UpstreamRateLimited, and admission's refusals
+    if retry_after_s is not None:
+        out["retry-after"] = str(max(1, math.ceil(retry_after_s)))
     elif error.status_code == 429:
         out.setdefault("retry-after", "1")
+    out.update(getattr(error, "response_headers", None) or {})
     return Response(orjson.dumps(error.to_body()), status_code=error.status_code,
                     media_type="application/json", headers=out)
 

@@ -16,6 +16,7 @@ from sluice.api.errors import error_response, validation_error
 from sluice.api.streaming import EventStreamResponse
 from sluice.api.wiring import AppState
 from sluice.backends import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Endpoint
+from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, PayloadTooLarge, SluiceError, Unauthorized
 from sluice.gateway import pipeline
 from sluice.gateway.context import RequestContext
@@ -44,16 +45,25 @@ async def _generate(request: Request, endpoint: Endpoint) -> Response:
         if body.stream:
             first, rest = await pipeline.stream(state.gateway, ctx, body)
             headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
-            if ctx.target is not None:
-                headers["x-sluice-target"] = ctx.target.name
+            _route_headers(ctx, headers)
+            _cache_header(state, ctx, body, headers)
             return EventStreamResponse(first, rest, headers)  # type: ignore[return-value]
         completion = await pipeline.complete(state.gateway, ctx, body)
     except SluiceError as error:
         return error_response(error, headers)
     headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
-    if ctx.target is not None:
-        headers["x-sluice-target"] = ctx.target.name
+    _route_headers(ctx, headers)
+    _cache_header(state, ctx, body, headers)
+    if ctx.cost_usd is not None:
+        headers["x-sluice-cost-usd"] = usd_header(ctx.cost_usd)
     return Response(orjson.dumps(completion.payload), media_type="application/json", headers=headers)
+
+
+def _cache_header(state: AppState, ctx: RequestContext, body: Any, headers: dict[str, str]) -> None:
+    """`x-sluice-cache: hit-exact | hit-semantic | miss | bypass` where the model caches (cache/)."""
+    outcome = state.gateway.cache.outcome(ctx, body)
+    if outcome is not None:
+        headers["x-sluice-cache"] = outcome
 
 
 async def embeddings(request: Request) -> Response:
@@ -66,30 +76,39 @@ async def embeddings(request: Request) -> Response:
     except SluiceError as error:
         return error_response(error, headers)
     headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
+    _route_headers(ctx, headers)
+    if ctx.cost_usd is not None:
+        headers["x-sluice-cost-usd"] = usd_header(ctx.cost_usd)
     return Response(orjson.dumps(result.payload), media_type="application/json", headers=headers)
 
 
 async def list_models(request: Request) -> Response:
     state: AppState = request.app.state.sluice
     try:
-        check_key(request, state)
+        key = await authenticate(request, state)
     except SluiceError as error:
         return error_response(error)
-    data = [
-        {"id": name, "object": "model", "created": state.started_at, "owned_by": "sluice",
-         "description": state.config.models[name].description,
-         "endpoints": sorted(route.endpoints),
-         "targets": [{"backend": t.name, "type": t.backend.type, "model": t.upstream_model, "weight": t.weight}
-                     for t in route.targets]}
-        for name, route in state.gateway.routes.routes.items()
-    ]
+    router = state.gateway.router
+    data = []
+    for name, deployment in state.gateway.deployments.all().items():
+        if key is not None and not key.allows_model(name):
+            continue  # a virtual key sees only the models it may call
+        model = state.config.models.get(name)
+        targets = [{"backend": ref.backend, "type": state.backends[ref.backend].type, "model": ref.model,
+                    "weight": ref.weight, "role": role}
+                   for role, refs in (("stable", deployment.stable), ("candidate", deployment.candidate))
+                   for ref in refs if ref.backend in state.backends]
+        data.append({"id": name, "object": "model", "created": state.started_at, "owned_by": "sluice",
+                     "description": model.description if model else None,
+                     "endpoints": sorted(router.endpoints(deployment)), "targets": targets,
+                     "fallbacks": list(router.policy(name).fallbacks)})
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
 async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: RequestContext) -> Any:
     """Auth, size limit, JSON, schema — each failure an OpenAI-shaped 4xx, recorded like any request."""
     try:
-        check_key(request, state)
+        await authenticate(request, state, ctx)
         raw = await _read_body(request, state.config.server.max_body_bytes)
         if state.recorder.keep_bodies:
             ctx.body_text = raw.decode("utf-8", "replace")
@@ -131,11 +150,34 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _route_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
+    target = ctx.target
+    if target is not None:
+        headers["x-sluice-target"] = target.name
+        if target.fallback:  # served by a fallback model, not the one asked for
+            headers["x-sluice-fallback"] = target.public_model
+
+
+async def authenticate(request: Request, state: AppState, ctx: RequestContext | None = None) -> Any:
+    """/v1 auth: the master key, a virtual key (sets ctx.key; cost/ admission), or open while neither
+    exists. Returns the virtual key or None. Admin routes use `check_key` (master key only)."""
+    if state.admission is None:
+        check_key(request, state)
+        return None
+    if ctx is None:
+        return await state.admission.identify(bearer_token(request))
+    return await state.admission.authenticate(ctx, bearer_token(request))
+
+
+def bearer_token(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return auth[7:] if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+
+
 def check_key(request: Request, state: AppState) -> None:
     if state.master_key is None:
         return
-    auth = request.headers.get("authorization", "")
-    token = auth[7:] if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    token = bearer_token(request)
     if not state.key_matches(token):
         raise Unauthorized("Invalid or missing API key. Send `Authorization: Bearer <key>`.",
                            code="invalid_api_key")

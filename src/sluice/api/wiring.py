@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.backends import Backend, build_backend
+from sluice.cache import GatewayCache, build_cache
 from sluice.config import SluiceConfig
+from sluice.cost import KeyAdmission, KeyMetrics, build_pricing
 from sluice.gateway.pipeline import Gateway
 from sluice.gateway.slots import Slots
-from sluice.routing import RouteTable
+from sluice.rollout import DeploymentRegistry
+from sluice.rollout.controller import RolloutControl
+from sluice.rollout.shadow_mode import ShadowMode
+from sluice.routing import HealthChecker, Router, RoutingMetrics
+from sluice.state import SharedState, StateError, open_state
 from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.metrics import GatewayMetrics
 from sluice.telemetry.recorder import Recorder
@@ -35,6 +41,12 @@ class AppState:
     started_at: int = field(default_factory=lambda: int(time.time()))
     log_writer: RequestLogWriter | None = None
     engine: AsyncEngine | None = None
+    health_checks: HealthChecker | None = None
+    rollout: RolloutControl | None = None  # deployment sync + canary driver, started with the store
+    shadow: ShadowMode | None = None  # shadow mode: the mirror and its pair writer, opened with the store
+    shared_state: SharedState | None = None  # state/: memory:// or Redis, shared by replicas
+    admission: KeyAdmission | None = None  # virtual keys, limits, budgets (cost/); /v1 auth goes through it
+    cache: GatewayCache | None = None  # exact + semantic response cache (cache/); None: no model caches
 
     def key_matches(self, token: str) -> bool:
         assert self.master_key is not None
@@ -52,10 +64,46 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
                         keep_bodies=config.store.log_bodies != "none")
     slots = {name: Slots(cfg.max_concurrency, metrics.queued.labels(name))
              for name, cfg in config.backends.items()}
-    gateway = Gateway(RouteTable(config.models, backends), slots, recorder)
+    deployments = DeploymentRegistry.from_config(config)
+    router = Router.from_config(config, deployments, backends, metrics=RoutingMetrics(metrics.registry))
+    gateway = Gateway(deployments, router, slots, recorder,
+                      pricing=build_pricing(config, metrics.registry))
+    shadow = ShadowMode(config, deployments, backends, metrics.registry, pricing=gateway.pricing)
+    gateway.shadow = shadow.mirror
+    cache = build_cache(config, metrics.registry, backends)
+    if cache is not None:
+        gateway.cache = cache
     master_key = config.server.master_key or os.environ.get("SLUICE_MASTER_KEY") or None
+    shared_state = open_state(config.state)
+    admission = KeyAdmission(shared_state, config.keys, KeyMetrics(metrics.registry), master_key)
+    admission.pricing = gateway.pricing  # budget reservations use its estimates
+    gateway.admission = admission
+    rollout = RolloutControl(config.rollout, deployments, {name: b.endpoints for name, b in backends.items()},
+                             metrics.registry, pricing=gateway.pricing)
     return AppState(config=config, backends=backends, gateway=gateway, recorder=recorder, metrics=metrics,
-                    master_key=master_key)
+                    master_key=master_key, rollout=rollout, shadow=shadow, shared_state=shared_state,
+                    admission=admission, cache=cache)
+
+
+async def start_admission(state: AppState) -> None:
+    """Connect the shared state (Redis: scripts, notifications) and load whether virtual keys exist."""
+    if state.shared_state is None or state.admission is None or state.engine is None:
+        return
+    try:
+        await state.shared_state.start()
+    except StateError as exc:
+        if not state.config.keys.fail_open:
+            raise
+        log.error("%s; admitting without rate limits and budgets until it answers (keys.fail_open)", exc)
+    await state.admission.start(state.engine)
+
+
+async def stop_admission(state: AppState) -> None:
+    """Settle reservations in flight, write keys' last-used times, close the shared state."""
+    if state.admission is not None:
+        await state.admission.close()
+    if state.shared_state is not None:
+        await state.shared_state.close()
 
 
 async def start_backends(state: AppState) -> None:
@@ -64,9 +112,18 @@ async def start_backends(state: AppState) -> None:
         task = asyncio.create_task(backend.start(), name=f"start-{name}")
         task.add_done_callback(_log_start_failure(name))
         state.gateway.starting[name] = task
+    if state.gateway.router.health_checks_configured():
+        state.health_checks = HealthChecker(state.gateway.router, state.backend_ready)
+        state.health_checks.start()
+    if state.cache is not None:
+        await state.cache.start()  # its embedder loads and its Redis index syncs in the background
 
 
 async def stop_backends(state: AppState) -> None:
+    if state.health_checks is not None:
+        await state.health_checks.stop()
+    if state.cache is not None:
+        await state.cache.close()
     for task in state.gateway.starting.values():
         task.cancel()
     await asyncio.gather(*state.gateway.starting.values(), return_exceptions=True)

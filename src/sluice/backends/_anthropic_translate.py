@@ -202,10 +202,11 @@ def usage_from(usage: dict[str, Any] | None) -> Usage | None:
     if not usage:
         return None
     cache_read = usage.get("cache_read_input_tokens")
-    prompt_tokens = (int(usage.get("input_tokens") or 0) + int(cache_read or 0)
-                     + int(usage.get("cache_creation_input_tokens") or 0))
+    cache_write = usage.get("cache_creation_input_tokens")
+    prompt_tokens = int(usage.get("input_tokens") or 0) + int(cache_read or 0) + int(cache_write or 0)
     return Usage(prompt_tokens=prompt_tokens, completion_tokens=int(usage.get("output_tokens") or 0),
-                 cached_tokens=int(cache_read) if cache_read is not None else None)
+                 cached_tokens=int(cache_read) if cache_read is not None else None,
+                 cache_write_tokens=int(cache_write) if cache_write is not None else None)
 
 
 def completion_from_message(call: BackendCall, message: dict[str, Any]) -> Completion:

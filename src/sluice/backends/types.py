@@ -97,8 +97,9 @@ GenerationRequest = ChatCompletionRequest | CompletionRequest
 class Usage:
     prompt_tokens: int
     completion_tokens: int
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
+    reasoning_tokens: int | None = None  # part of completion_tokens (billed as output)
+    cache_write_tokens: int | None = None  # prompt tokens written to the prompt cache (Anthropic bills them higher)
 
     @property
     def total_tokens(self) -> int:
@@ -122,10 +123,13 @@ class Usage:
             return None
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
+        cached = prompt_details.get("cached_tokens")
+        if cached is None:
+            cached = usage.get("prompt_cache_hit_tokens")  # DeepSeek reports cache hits at the top level
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=prompt_details.get("cached_tokens"),
+            cached_tokens=int(cached) if cached is not None else None,
             reasoning_tokens=completion_details.get("reasoning_tokens"),
         )
 

@@ -7,6 +7,9 @@ import typer
 from sluice import __version__
 from sluice.cli.bench import bench_app
 from sluice.cli.config_cmd import config_app
+from sluice.cli.cost import cost_app
+from sluice.cli.deploy import deploy_app
+from sluice.cli.keys import keys_app
 from sluice.cli.logs import logs_app
 from sluice.cli.plan import plan_app
 from sluice.cli.serve import serve
@@ -18,6 +21,9 @@ app.command("serve")(serve)
 app.command("sim")(sim)
 app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
+app.add_typer(cost_app, name="cost")
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(keys_app, name="keys")
 app.add_typer(logs_app, name="logs")
 app.add_typer(plan_app, name="plan")
 

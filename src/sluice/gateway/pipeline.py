@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from time import perf_counter
 
 from sluice.backends import (
+    Backend,
     BackendCall,
     ChatCompletionRequest,
     Chunk,
@@ -20,11 +22,14 @@ from sluice.backends import (
     Usage,
 )
 from sluice.backends.sse import DONE, encode_data
-from sluice.errors import BackendNotReady, ClientDisconnected, SluiceError, UpstreamStreamBroken
+from sluice.cache.replay import replay_chunks
+from sluice.errors import BackendNotReady, ClientDisconnected, ModelNotFound, SluiceError, UpstreamStreamBroken
 from sluice.gateway.context import RequestContext
 from sluice.gateway.slots import Slots
 from sluice.gateway.stages import Admission, NoAdmission, NoCache, NoPricing, Pricing, ResponseCache
-from sluice.routing import RouteTable, Target
+from sluice.rollout import DeploymentRegistry
+from sluice.rollout.shadow import NoShadow, ShadowHook
+from sluice.routing import Pool, Router, Target, call, open_attempt
 from sluice.telemetry.recorder import Recorder
 
 log = logging.getLogger("sluice.gateway")
@@ -37,16 +42,22 @@ class InternalError(SluiceError):
 class Gateway:
     """What the request path needs, built once at start-up."""
 
-    def __init__(self, routes: RouteTable, slots: dict[str, Slots], recorder: Recorder, *,
-                 admission: Admission | None = None, cache: ResponseCache | None = None,
+    def __init__(self, deployments: DeploymentRegistry, router: Router, slots: dict[str, Slots],
+                 recorder: Recorder, *, admission: Admission | None = None, cache: ResponseCache | None = None,
                  pricing: Pricing | None = None) -> None:
-        self.routes = routes
+        self.deployments = deployments  # public model -> current Deployment (rollout/)
+        self.router = router  # replicas' state, pools, policies (routing/)
         self.slots = slots
         self.recorder = recorder
         self.admission: Admission = admission or NoAdmission()
         self.cache: ResponseCache = cache or NoCache()
         self.pricing: Pricing = pricing or NoPricing()
         self.starting: dict[str, asyncio.Task[None]] = {}  # backend name -> its start() task
+        self.shadow: ShadowHook = NoShadow()  # shadow mode (rollout/shadow.py); wiring installs the mirror
+
+    @property
+    def backends(self) -> dict[str, Backend]:
+        return self.router.backends
 
     async def wait_started(self, target: Target) -> None:
         """Requests that arrive while a local model still loads wait for it; a failed load is a 503."""
@@ -63,22 +74,20 @@ async def complete(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequ
                    ) -> Completion:
     """A whole answer; the record is written however it ends."""
     try:
-        target = _route(gw, ctx, request, ctx.endpoint)
+        pool = _route(gw, ctx, request, ctx.endpoint)
         await gw.admission.admit(ctx, request)
         cached = await gw.cache.lookup(ctx, request)
         if cached is not None:
             completion = cached
-        else:
-            await gw.wait_started(target)
-            call = _backend_call(gw, ctx, target, request)
-            async with _upstream_call(gw, ctx, target):
-                completion = await target.backend.complete(call)
+        else:  # retries, other replicas, fallback models: routing.call
+            gw.shadow.start(ctx, request)  # shadow mode: mirror in the background as the primary starts
+            completion = await call(gw.router, ctx, pool, partial(_complete_once, gw, ctx, request))
         ctx.usage = completion.usage
         ctx.text_parts.append(completion.text)
         ctx.finish_reason = completion.finish_reason
         completion.payload["model"] = request.model
         if cached is None:
-            gw.cache.store(ctx, request)
+            gw.cache.store(ctx, request, completion)
         return completion
     except BaseException as exc:
         _fail(ctx, exc)
@@ -87,11 +96,20 @@ async def complete(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequ
         _finish(gw, ctx)
 
 
+async def _complete_once(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
+                         target: Target) -> Completion:
+    await gw.wait_started(target)
+    backend_call = _backend_call(gw, ctx, target, request)
+    async with _upstream_call(gw, ctx, target):
+        return await target.backend.complete(backend_call)
+
+
 def _finish(gw: Gateway, ctx: RequestContext) -> None:
     """However a request ended: price it, settle what admission reserved, record it."""
     gw.pricing.price(ctx)
     gw.admission.settle(ctx)
-    gw.recorder.record(ctx)
+    record = gw.recorder.record(ctx)
+    gw.shadow.primary_done(ctx, record)  # shadow mode: the primary's outcome, to pair with its mirror (if any)
 
 
 async def stream(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
@@ -114,38 +132,62 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
     sent_any = False
     held: list[bytes] = []  # frames of chunks that arrived together, written in one send
     try:
-        target = _route(gw, ctx, request, ctx.endpoint)
+        pool = _route(gw, ctx, request, ctx.endpoint)
         await gw.admission.admit(ctx, request)
-        await gw.wait_started(target)
-        call = _backend_call(gw, ctx, target, request)
-        async with gw.slots[target.name].hold() as waited_s:
-            ctx.queue_s = waited_s
-            ctx.attempts += 1
-            chunks = target.backend.stream(call)
-            try:
-                while True:
-                    started = perf_counter()
-                    try:
-                        chunk = await anext(chunks)
-                    except StopAsyncIteration:
-                        ctx.upstream_s += perf_counter() - started
-                        break
-                    now = perf_counter()
-                    ctx.upstream_s += now - started
-                    if chunk.has_output:
-                        timer.on_output(now)
-                        ctx.text_parts.append(chunk.text)
-                    frame = _client_frame(ctx, chunk, public_model, include_usage)
-                    if frame is None:
-                        continue
+        cached = await gw.cache.lookup(ctx, request)
+        if cached is not None:  # replayed as a stream: role, content, finish, usage chunks, [DONE]
+            yield _replay(ctx, cached, public_model, include_usage, gw.pricing)
+            return
+        capture = gw.cache.capture(ctx, request)  # collects the answer to store after a clean end (or None)
+        gw.shadow.start(ctx, request)  # shadow mode: mirror in the background (never streamed) as the primary starts
+        # Tries (with retries, fallbacks) until a first output chunk: nothing has reached the client before.
+        opened, attempt = await open_attempt(gw.router, ctx, pool, partial(_open_stream, gw, ctx, request))
+        error: BaseException | None = None
+        try:
+            for chunk in opened.head:  # pre-output chunks (role) and the first output chunk
+                if chunk.has_output:
+                    timer.on_output(opened.output_at)
+                    ctx.text_parts.append(chunk.text)
+                if capture is not None:
+                    capture.add(chunk)
+                frame = _client_frame(ctx, chunk, public_model, include_usage, gw.pricing)
+                if frame is not None:
                     held.append(frame)
-                    if not chunk.buffered:
-                        sent_any = True
-                        yield _take(held)
-            finally:
-                await chunks.aclose()  # type: ignore[attr-defined]
+            if held:
+                sent_any = True
+                yield _take(held)
+            chunks = opened.chunks
+            while True:  # from here on nothing is retried: the client has part of the answer
+                started = perf_counter()
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    ctx.upstream_s += perf_counter() - started
+                    break
+                now = perf_counter()
+                ctx.upstream_s += now - started
+                if chunk.has_output:
+                    timer.on_output(now)
+                    ctx.text_parts.append(chunk.text)
+                if capture is not None:
+                    capture.add(chunk)
+                frame = _client_frame(ctx, chunk, public_model, include_usage, gw.pricing)
+                if frame is None:
+                    continue
+                held.append(frame)
+                if not chunk.buffered:
+                    sent_any = True
+                    yield _take(held)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await opened.aclose()
+            attempt.end(error)  # the stream's outcome feeds the breaker; a client leaving is no one's fault
+        if capture is not None:
+            capture.finish()
         if include_usage and ctx.usage is None:
-            held.append(_estimated_usage_frame(ctx, public_model))
+            held.append(_estimated_usage_frame(ctx, public_model, gw.pricing))
         held.append(DONE)
         sent_any = True
         yield _take(held)
@@ -166,16 +208,36 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
         _finish(gw, ctx)
 
 
+def _replay(ctx: RequestContext, answer: Completion, public_model: str, include_usage: bool,
+            pricing: Pricing) -> bytes:
+    """A cached answer as one write of the frames an upstream stream would have sent."""
+    frames = []
+    for chunk in replay_chunks(answer, ctx.endpoint):
+        if chunk.has_output:
+            ctx.timer.on_output(perf_counter())
+            ctx.text_parts.append(chunk.text)
+        frame = _client_frame(ctx, chunk, public_model, include_usage, pricing)
+        if frame is not None:
+            frames.append(frame)
+    if include_usage and ctx.usage is None:
+        frames.append(_estimated_usage_frame(ctx, public_model, pricing))
+    frames.append(DONE)
+    return b"".join(frames)
+
+
 def _take(held: list[bytes]) -> bytes:
     frames = held[0] if len(held) == 1 else b"".join(held)
     held.clear()
     return frames
 
 
-def _client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_usage: bool) -> bytes | None:
+def _client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_usage: bool,
+                  pricing: Pricing) -> bytes | None:
     payload = chunk.payload
     if chunk.usage is not None:
         ctx.usage = chunk.usage
+        if include_usage and not payload.get("choices"):  # the final usage-only chunk carries the cost
+            _add_cost(payload.get("usage"), pricing.quote(ctx))
     if chunk.finish_reason is not None:
         ctx.finish_reason = chunk.finish_reason
     if not include_usage:
@@ -187,20 +249,26 @@ def _client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_
     return encode_data(payload)
 
 
-def _estimated_usage_frame(ctx: RequestContext, public_model: str) -> bytes:
+def _estimated_usage_frame(ctx: RequestContext, public_model: str, pricing: Pricing) -> bytes:
     record = ctx.finish(keep_bodies=False)  # counts tokens with the tokenizer fallback
-    usage = Usage(record.prompt_tokens or 0, record.completion_tokens or 0)
+    usage = Usage(record.prompt_tokens or 0, record.completion_tokens or 0).to_dict()
+    _add_cost(usage, pricing.quote(ctx))
     obj = "chat.completion.chunk" if ctx.endpoint == "chat" else "text_completion"
     return encode_data({"id": f"usage-{ctx.request_id}", "object": obj, "model": public_model,
-                        "choices": [], "usage": usage.to_dict()})
+                        "choices": [], "usage": usage})
+
+
+def _add_cost(usage: object, cost_usd: float | None) -> None:
+    """`usage.cost_usd` (an extension field: the OpenAI SDKs keep unknown usage fields) when the cost is known."""
+    if cost_usd is not None and isinstance(usage, dict):
+        usage["cost_usd"] = cost_usd
 
 
 async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> Embeddings:
     try:
-        target = _route(gw, ctx, request, "embeddings")
-        await gw.wait_started(target)
-        async with _upstream_call(gw, ctx, target):
-            result = await target.backend.embed(request, target.upstream_model)
+        pool = _route(gw, ctx, request, "embeddings")
+        await gw.admission.admit(ctx, request)  # type: ignore[arg-type]  # keys, limits (embeddings too)
+        result = await call(gw.router, ctx, pool, partial(_embed_once, gw, ctx, request))
         ctx.usage = result.usage
         result.payload["model"] = request.model
         return result
@@ -208,24 +276,85 @@ async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> 
         _fail(ctx, exc)
         raise
     finally:
+        gw.pricing.price(ctx)
+        gw.admission.settle(ctx)
         gw.recorder.record(ctx)
 
 
+async def _embed_once(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest, target: Target) -> Embeddings:
+    await gw.wait_started(target)
+    async with _upstream_call(gw, ctx, target):
+        return await target.backend.embed(request, target.upstream_model)
+
+
 def _route(gw: Gateway, ctx: RequestContext,
-           request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest, endpoint: Endpoint) -> Target:
-    """Resolve the public model to a target (404/400 otherwise) and count the request in flight."""
-    target = gw.routes.resolve(request.model, endpoint).pick()
-    ctx.target = target
+           request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest, endpoint: Endpoint) -> Pool:
+    """Public model -> its deployment -> the caller's side of a rollout -> that side's replicas (404/400
+    otherwise); counts the request in flight. Each attempt then picks its replica from the pool."""
+    deployment = gw.deployments.get(request.model)
+    if deployment is None:
+        raise ModelNotFound(request.model)
+    # Cost-based routing (routing/difficulty.py, `models.<name>.router`) goes here once it lands: a router
+    # model resolves to the deployment of the model its DifficultyRouter chooses; ctx.model stays as sent.
+    side = deployment.side_for(ctx.user, ctx.headers)
+    ctx.route_role = side
+    pool = gw.router.pool(deployment, side, endpoint)
+    ctx.target = pool.targets[0]  # provisional, for admission's estimate; each attempt sets its own
     gw.recorder.admit(ctx)
-    return target
+    return pool
+
+
+class _OpenStream:
+    """A stream whose first output chunk has arrived: the chunks so far, the rest, and its backend slot."""
+
+    __slots__ = ("chunks", "head", "output_at", "slot")
+
+    def __init__(self, chunks: AsyncIterator[Chunk], head: list[Chunk], output_at: float,
+                 slot: AbstractAsyncContextManager[float]) -> None:
+        self.chunks = chunks
+        self.head = head
+        self.output_at = output_at
+        self.slot = slot
+
+    async def aclose(self) -> None:
+        try:
+            await self.chunks.aclose()  # type: ignore[attr-defined]
+        finally:
+            await self.slot.__aexit__(None, None, None)
+
+
+async def _open_stream(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,
+                       target: Target) -> _OpenStream:
+    """One try at a stream, up to its first output chunk (or its end): failures up to here may be retried."""
+    await gw.wait_started(target)
+    backend_call = _backend_call(gw, ctx, target, request)
+    slot = gw.slots[target.name].hold()
+    ctx.queue_s += await slot.__aenter__()
+    chunks = target.backend.stream(backend_call)
+    head: list[Chunk] = []
+    started = perf_counter()
+    try:
+        while True:  # up to and including the first chunk with output (or the end, when none has any)
+            chunk = await anext(chunks)
+            head.append(chunk)
+            if chunk.has_output:
+                break
+    except StopAsyncIteration:
+        pass
+    except BaseException:
+        ctx.upstream_s += perf_counter() - started
+        await _OpenStream(chunks, head, started, slot).aclose()
+        raise
+    now = perf_counter()
+    ctx.upstream_s += now - started
+    return _OpenStream(chunks, head, now, slot)
 
 
 @asynccontextmanager
 async def _upstream_call(gw: Gateway, ctx: RequestContext, target: Target) -> AsyncIterator[None]:
     """Hold a backend slot (time waiting for it is queue time) and time the call inside as upstream time."""
     async with gw.slots[target.name].hold() as waited_s:
-        ctx.queue_s = waited_s
-        ctx.attempts += 1
+        ctx.queue_s += waited_s
         started = perf_counter()
         try:
             yield

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from sluice.backends import ChatCompletionRequest, Completion, CompletionRequest
+    from sluice.backends import ChatCompletionRequest, Chunk, Completion, CompletionRequest
     from sluice.gateway.context import RequestContext
 
     GenerationRequest = ChatCompletionRequest | CompletionRequest
@@ -27,14 +27,28 @@ class Admission(Protocol):
         """The request ended (however it ended): reconcile its reservation. Must not block."""
 
 
+class StreamCapture(Protocol):
+    """Collects a relayed stream's chunks; `finish()` after a clean end stores the answer they add up to."""
+
+    def add(self, chunk: Chunk) -> None: ...
+
+    def finish(self) -> None: ...
+
+
 class ResponseCache(Protocol):
     """Exact and semantic response caching (cache/)."""
 
     async def lookup(self, ctx: RequestContext, request: GenerationRequest) -> Completion | None:
         """A cached answer for this request, or None (sets ctx.cache_hit on a hit)."""
 
-    def store(self, ctx: RequestContext, request: GenerationRequest) -> None:
+    def store(self, ctx: RequestContext, request: GenerationRequest, answer: Completion) -> None:
         """A fresh answer finished successfully: keep it if cacheable. Must not block."""
+
+    def capture(self, ctx: RequestContext, request: GenerationRequest) -> StreamCapture | None:
+        """For a stream about to be relayed after a miss: its collector, or None when it won't be stored."""
+
+    def outcome(self, ctx: RequestContext, request: GenerationRequest) -> str | None:
+        """The `x-sluice-cache` response header (hit-exact | hit-semantic | miss | bypass); None: cache off."""
 
 
 class Pricing(Protocol):
@@ -42,6 +56,14 @@ class Pricing(Protocol):
 
     def price(self, ctx: RequestContext) -> None:
         """Set ctx.cost_usd from its usage and target. Must be cheap and not block."""
+
+    def estimate(self, ctx: RequestContext, request: GenerationRequest) -> float | None:
+        """Upper bound in USD before the request runs (counted prompt tokens x input price + max output
+        tokens x output price), for budget reservations; None when ctx.target is unpriced."""
+
+    def quote(self, ctx: RequestContext) -> float | None:
+        """Price now, before the request ends (a stream's usage chunk carries the cost); the final
+        `price(ctx)` keeps this figure rather than charging again."""
 
 
 class NoAdmission:
@@ -56,7 +78,13 @@ class NoCache:
     async def lookup(self, ctx: RequestContext, request: GenerationRequest) -> Completion | None:
         return None
 
-    def store(self, ctx: RequestContext, request: GenerationRequest) -> None:
+    def store(self, ctx: RequestContext, request: GenerationRequest, answer: Completion) -> None:
+        return None
+
+    def capture(self, ctx: RequestContext, request: GenerationRequest) -> StreamCapture | None:
+        return None
+
+    def outcome(self, ctx: RequestContext, request: GenerationRequest) -> str | None:
         return None
 
 
@@ -64,5 +92,11 @@ class NoPricing:
     def price(self, ctx: RequestContext) -> None:
         return None
 
+    def estimate(self, ctx: RequestContext, request: GenerationRequest) -> float | None:
+        return None
 
-__all__ = ["Admission", "NoAdmission", "NoCache", "NoPricing", "Pricing", "ResponseCache"]
+    def quote(self, ctx: RequestContext) -> float | None:
+        return None
+
+
+__all__ = ["Admission", "NoAdmission", "NoCache", "NoPricing", "Pricing", "ResponseCache", "StreamCapture"]

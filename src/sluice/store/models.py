@@ -72,4 +72,179 @@ class RequestLog(Base):
     )
 
 
-__all__ = ["MODEL_MAX_CHARS", "NAMING_CONVENTION", "REQUEST_ID_MAX_CHARS", "Base", "RequestLog"]
+# --- rollout/: deployments, their audit trail, canary runs and verdicts, the canary driver's lease ------------
+
+
+class DeploymentRow(Base):
+    """The current deployment of a public model as changed at run time (wins over the config's)."""
+
+    __tablename__ = "deployments"
+
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)  # +1 per change; updates compare-and-set on it
+    spec: Mapped[str] = mapped_column(Text)  # JSON: targets, weights, strategy (rollout/spec.py)
+    updated_at: Mapped[float] = mapped_column(Double)
+    updated_by: Mapped[str] = mapped_column(Text)
+
+
+class DeploymentEvent(Base):
+    """The audit trail: one row per change of a deployment, with who, why, and the spec before and after."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
+    version: Mapped[int] = mapped_column(Integer)  # the version the change produced
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+    before: Mapped[str | None] = mapped_column(Text)  # JSON spec; NULL when the config's was in force
+    after: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_deployment_events_model_id", "model", "id"),)
+
+
+class CanaryRunRow(Base):
+    """One progressive canary of a model: its settings, where it is, and how it ended."""
+
+    __tablename__ = "canary_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
+    state: Mapped[str] = mapped_column(String(16))  # running | held | promoted | rolled_back
+    settings: Mapped[str] = mapped_column(Text)  # JSON: steps, interval_s, thresholds, webhooks ...
+    step_index: Mapped[int] = mapped_column(Integer)
+    step_started_at: Mapped[float] = mapped_column(Double)
+    extensions: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    actor: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)  # +1 per update; updates compare-and-set on it
+
+    __table_args__ = (Index("ix_canary_runs_model_id", "model", "id"), Index("ix_canary_runs_state", "state"))
+
+
+class CanaryVerdictRow(Base):
+    """One analysis of a canary window: the verdict and its evidence (counts, rates, p-values, percentiles)."""
+
+    __tablename__ = "canary_verdicts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
+    step_index: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Double)
+    verdict: Mapped[str] = mapped_column(String(16))  # pass | fail | inconclusive
+    action: Mapped[str] = mapped_column(String(16))  # what the controller did: advance, promote, rollback ...
+    window_start: Mapped[float] = mapped_column(Double)
+    window_end: Mapped[float] = mapped_column(Double)
+    evidence: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_canary_verdicts_run_id_id", "run_id", "id"),)
+
+
+class RolloutLease(Base):
+    """A named lease with expiry: the replica holding `canary-driver` drives every running canary."""
+
+    __tablename__ = "rollout_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+# --- shadow mode (rollout/shadow.py) ----------------------------------------------------------------------
+
+
+class ShadowPairRow(Base):
+    """One mirrored request: the primary's and the shadow's answers side by side (`rollout.ShadowPair`)."""
+
+    __tablename__ = "shadow_pairs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(REQUEST_ID_MAX_CHARS))  # joins request_log.request_id
+    created_at: Mapped[float] = mapped_column(Double)
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    primary_target: Mapped[str | None] = mapped_column(Text)
+    primary_model: Mapped[str | None] = mapped_column(Text)
+    shadow_target: Mapped[str] = mapped_column(Text)
+    shadow_model: Mapped[str] = mapped_column(Text)
+    primary_stream: Mapped[bool] = mapped_column(Boolean)
+    primary_status: Mapped[int] = mapped_column(Integer)
+    shadow_status: Mapped[int] = mapped_column(Integer)
+    primary_error_type: Mapped[str | None] = mapped_column(Text)
+    primary_error: Mapped[str | None] = mapped_column(Text)
+    shadow_error_type: Mapped[str | None] = mapped_column(Text)
+    shadow_error: Mapped[str | None] = mapped_column(Text)
+    primary_e2e_s: Mapped[float | None] = mapped_column(Double)
+    primary_ttft_s: Mapped[float | None] = mapped_column(Double)
+    shadow_e2e_s: Mapped[float | None] = mapped_column(Double)
+    primary_prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    primary_completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    shadow_prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    shadow_completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    tokens_estimated: Mapped[bool] = mapped_column(Boolean)
+    primary_cost_usd: Mapped[float | None] = mapped_column(Double)
+    shadow_cost_usd: Mapped[float | None] = mapped_column(Double)
+    exact_match: Mapped[bool | None] = mapped_column(Boolean)
+    length_ratio: Mapped[float | None] = mapped_column(Double)
+    similarity: Mapped[float | None] = mapped_column(Double)
+    request_body: Mapped[str | None] = mapped_column(Text)
+    primary_body: Mapped[str | None] = mapped_column(Text)
+    shadow_body: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_shadow_pairs_model_created_at", "model", "created_at"),
+        Index("ix_shadow_pairs_request_id", "request_id"),
+    )
+
+
+# --- virtual keys (cost/keys.py) ---------------------------------------------------------------------------
+
+
+class VirtualKeyRow(Base):
+    """A virtual key: who it belongs to, what it may call and spend; only its secret's SHA-256 is kept."""
+
+    __tablename__ = "virtual_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public id, part of the secret
+    secret_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the whole secret
+    previous_hash: Mapped[str | None] = mapped_column(String(64))  # the secret before the last rotation
+    previous_valid_until: Mapped[float | None] = mapped_column(Double)  # ... accepted until then
+    name: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    team: Mapped[str | None] = mapped_column(String(255))
+    models: Mapped[str | None] = mapped_column(Text)  # JSON list of glob patterns; NULL: every model
+    budget_day_usd: Mapped[float | None] = mapped_column(Double)
+    budget_month_usd: Mapped[float | None] = mapped_column(Double)
+    budget_total_usd: Mapped[float | None] = mapped_column(Double)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[float | None] = mapped_column(Double)
+    metadata_json: Mapped[str | None] = mapped_column(Text)  # JSON object
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    last_used_at: Mapped[float | None] = mapped_column(Double)
+    revoked_at: Mapped[float | None] = mapped_column(Double)
+
+    __table_args__ = (Index("ix_virtual_keys_team", "team"),)
+
+
+__all__ = [
+    "MODEL_MAX_CHARS",
+    "NAMING_CONVENTION",
+    "REQUEST_ID_MAX_CHARS",
+    "Base",
+    "CanaryRunRow",
+    "CanaryVerdictRow",
+    "DeploymentEvent",
+    "DeploymentRow",
+    "RequestLog",
+    "RolloutLease",
+    "ShadowPairRow",
+    "VirtualKeyRow",
+]

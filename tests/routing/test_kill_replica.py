@@ -1,0 +1,90 @@
+"""A replica dies mid-load (its TCP proxy resets every connection and refuses new ones) while concurrent
+clients stream and complete. With a second replica, or a fallback model, no request that had not started
+streaming sees an error; a stream already cut mid-answer cannot be retried and ends with an error event."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.routing.e2e import config, records, sample, upstreams
+from tests.routing.proxy import KillableProxy
+from tests.support.gateway import RunningGateway, run_gateway
+
+WORDS = " ".join(f"w{i}" for i in range(10))
+TOTAL, CONCURRENCY, KILL_AFTER = 160, 16, 48
+
+
+async def one(client: httpx.AsyncClient, url: str, model: str, stream: bool) -> str:
+    """ok | cut (a 200 stream that ended with an error event) | error (anything else the client saw)."""
+    body = {"model": model, "messages": [{"role": "user", "content": WORDS}], "stream": stream}
+    try:
+        if not stream:
+            response = await client.post(url, json=body)
+            ok = response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == WORDS
+            return "ok" if ok else f"error {response.status_code}"
+        async with client.stream("POST", url, json=body) as response:
+            if response.status_code != 200:
+                await response.aread()
+                return f"error {response.status_code}"
+            events = [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
+    except httpx.HTTPError as exc:
+        return f"error {type(exc).__name__}"
+    if events[-1] == "[DONE]":
+        text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+                       for e in events[:-1] if orjson.loads(e).get("choices"))
+        return "ok" if text == WORDS else "error wrong text"
+    return "cut" if "error" in orjson.loads(events[-1]) else "error no [DONE]"
+
+
+async def load(gw: RunningGateway, model: str, proxy: KillableProxy) -> Counter[str]:
+    url = gw.url + "/v1/chat/completions"
+    numbers = itertools.count()
+    outcomes: Counter[str] = Counter()
+    killed = asyncio.Event()
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            while (n := next(numbers)) < TOTAL:
+                outcomes[await one(client, url, model, stream=n % 2 == 0)] += 1
+                if outcomes.total() >= KILL_AFTER and not killed.is_set():
+                    killed.set()
+                    await asyncio.to_thread(proxy.kill)  # the others keep going meanwhile
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return outcomes
+
+
+@pytest.mark.parametrize("shape", ["second_replica", "fallback_model"])
+def test_killing_a_replica_mid_load_fails_no_request_that_had_not_started(tmp_path: Path, shape: str) -> None:
+    db = tmp_path / "log.db"
+    with upstreams("a", "b", token_delay_s=0.02) as ups, ExitStack() as stack:
+        doomed = stack.enter_context(KillableProxy(ups["a"][1]))
+        backends = {"a": doomed.url, "b": ups["b"][1]}
+        a, b = {"backend": "a", "model": "up-model"}, {"backend": "b", "model": "up-model"}
+        models: dict[str, Any] = ({"m": {"targets": [a, b]}} if shape == "second_replica" else
+                                  {"m": {"targets": [a], "fallbacks": ["spare"]}, "spare": {"targets": [b]}})
+        with run_gateway(config(db, backends, models)) as gw:
+            outcomes = asyncio.run(load(gw, "m", doomed))
+            breaker_a = sample(gw, "sluice_circuit_breaker_state", target="a", upstream_model="up-model")
+    logged = records(db)
+    cut_in_log = [r for r in logged if r.status_code == 200 and r.error_class is not None]
+    retried = [r for r in logged if r.attempts > 1]
+    print(f"\n[{shape}] {TOTAL} requests, {CONCURRENCY} concurrent, replica a killed after {KILL_AFTER}: "
+          f"{dict(outcomes)}; retried {len(retried)} (attempts {Counter(r.attempts for r in logged)}); "
+          f"served by {Counter(r.target for r in logged)}; breaker a = {breaker_a:g}")
+    assert not [k for k in outcomes if k.startswith("error")], outcomes
+    assert outcomes["ok"] + outcomes["cut"] == TOTAL
+    assert outcomes["cut"] == len(cut_in_log)  # each cut stream is in the log as a 200 with an error
+    assert all(r.stream and r.target == "a" and r.attempts == 1 for r in cut_in_log)
+    assert retried, "the kill should have failed some first attempts"
+    assert breaker_a == 2  # open: the dead replica is out of rotation
