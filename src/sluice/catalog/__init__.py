@@ -1,5 +1,6 @@
 """Catalogs for the planner: GPUs (memory, bandwidth, FLOPS, prices) and model architectures, with sources."""
 
+from sluice.catalog.api_prices import ModelPrice, PriceCatalog, TokenPrice, builtin_prices, load_prices
 from sluice.catalog.catalog import Catalog, builtin_catalog, load_catalog
 from sluice.catalog.errors import CatalogError, UnknownIdError
 from sluice.catalog.gpus import GPU, GPUPrice, PriceMode, Provider
@@ -13,12 +14,17 @@ __all__ = [
     "CatalogError",
     "GPUPrice",
     "ModelArch",
+    "ModelPrice",
+    "PriceCatalog",
     "PriceMode",
     "Provider",
     "Source",
+    "TokenPrice",
     "UnknownIdError",
     "builtin_catalog",
+    "builtin_prices",
     "load_catalog",
     "load_hf_config",
+    "load_prices",
     "model_from_hf_config",
 ]
