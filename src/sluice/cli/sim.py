@@ -43,11 +43,15 @@ def sim(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", help="Port to listen on (vLLM's default is 8000)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info."),
+    record_timings: bool = typer.Option(False, "--record-timings",
+                                        help="Keep each request's true arrival and frame-write times (perf_counter "
+                                        "ns) in memory, served at GET /sim/timings (DELETE clears). Runs on the "
+                                        "asyncio loop, where a frame's stamp follows its socket write."),
 ) -> None:
     """Serve a SIMULATED vLLM server: OpenAI API and vLLM /metrics, timed by the planner's cost model."""
     from sluice.catalog import CatalogError, load_catalog
     from sluice.plan import PlanError
-    from sluice.sim import build_simulator, combine, make_server, parse_fault_flag
+    from sluice.sim import TimingLog, build_simulator, combine, make_server, parse_fault_flag
 
     try:
         faults = combine([parse_fault_flag(flag) for flag in fault])
@@ -65,4 +69,8 @@ def sim(
     if active:
         console.print(f"faults: {', '.join(active)} (change with POST /sim/faults)")
     console.print(f"serving `{escape(simulator.model_name)}` on http://{host}:{port}/v1  (metrics: /metrics)")
-    make_server(simulator, host=host, port=port, log_level=log_level).run()
+    if record_timings:
+        console.print(f"recording request timings: http://{host}:{port}/sim/timings")
+    timings = TimingLog() if record_timings else None
+    make_server(simulator, host=host, port=port, log_level=log_level, timings=timings,
+                loop="asyncio" if record_timings else "auto").run()

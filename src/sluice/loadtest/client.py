@@ -84,10 +84,13 @@ def _chunk_text(data: dict[str, Any], is_chat: bool) -> str:
 
 
 async def send_request(session: aiohttp.ClientSession, target: BenchTarget, request: BenchRequest,
-                       bench_start_s: float = 0.0) -> RequestResult:
+                       bench_start_s: float = 0.0, request_id: str | None = None) -> RequestResult:
     """Send one streaming request. TTFT is taken at the first chunk carrying output text (a bare role delta
-    is not a token); ITLs are the gaps between text chunks; latency runs to the end of the stream."""
+    is not a token); ITLs are the gaps between text chunks; latency runs to the end of the stream.
+    `request_id` goes out as `x-request-id` (to match the server's own record of the request)."""
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    if request_id is not None:
+        headers["x-request-id"] = request_id
     start = time.perf_counter()
 
     def failed(error: str, detail: str | None = None) -> RequestResult:

@@ -36,6 +36,7 @@ from sluice.sim.runner import make_server
 from sluice.sim.scheduler import Scheduler, SchedulerConfig
 from sluice.sim.server import create_app
 from sluice.sim.simulator import Admission, Answer, Simulator
+from sluice.sim.timings import ServedTimings, TimingLog, parse_timings
 from sluice.sim.virtual import SimulationReport, simulate
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "RequestTiming",
     "Scheduler",
     "SchedulerConfig",
+    "ServedTimings",
     "SimError",
     "SimulationReport",
     "Simulator",
@@ -73,6 +75,7 @@ __all__ = [
     "StallFault",
     "StepCost",
     "StreamDropped",
+    "TimingLog",
     "TokenEvent",
     "VirtualClock",
     "build_simulator",
@@ -80,6 +83,7 @@ __all__ = [
     "create_app",
     "make_server",
     "parse_fault_flag",
+    "parse_timings",
     "planner_cost",
     "simulate",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,14 +34,18 @@ from sluice.sim.errors import BadRequest, InjectedError, ModelNotServed, SimErro
 from sluice.sim.faults import FaultPlan
 from sluice.sim.metrics import CONTENT_TYPE
 from sluice.sim.simulator import Simulator
+from sluice.sim.timings import ArrivalStamp, Stopwatch, TimedResponse, TimingLog, arrival_ns, received_ns
 
 FAULT_HEADER = "x-sluice-sim-faults"  # names the faults injected into a response, for the tests downstream
 SIMULATOR_NOTE = ("Simulated GPU server (sluice sim): timings come from a cost model of the GPU and the text is "
                   "synthetic. No model runs here.")
 
 
-def create_app(simulator: Simulator) -> Starlette:
-    """The ASGI app. Its lifespan starts and stops the simulator's engine loop."""
+def create_app(simulator: Simulator, timings: TimingLog | None = None) -> Starlette:
+    """The ASGI app. Its lifespan starts and stops the simulator's engine loop.
+
+    With `timings`, every generation request's arrival and frame times go there, served at `/sim/timings`.
+    """
     _quiet_dropped_streams()
 
     @contextlib.asynccontextmanager
@@ -52,10 +57,10 @@ def create_app(simulator: Simulator) -> Starlette:
             await simulator.stop()
 
     async def chat(request: Request) -> Response:
-        return await _generate(simulator, request, "chat")
+        return await _generate(simulator, request, "chat", timings)
 
     async def completions(request: Request) -> Response:
-        return await _generate(simulator, request, "completions")
+        return await _generate(simulator, request, "completions", timings)
 
     async def models(_: Request) -> Response:
         card = {"id": simulator.model_name, "object": "model", "created": int(time.time()),
@@ -94,6 +99,14 @@ def create_app(simulator: Simulator) -> Starlette:
                       "max_num_batched_tokens": core.config.max_num_batched_tokens, "slowdown": core.slowdown,
                       "request_overhead_s": simulator.request_overhead_s, "engine_lag_s": simulator.engine.lag_s})
 
+    async def timing_records(request: Request) -> Response:
+        if timings is None:
+            return _json({"error": {"message": "Timings are not recorded: start the simulator with --record-timings.",
+                                    "type": "NotFoundError", "param": None, "code": 404}}, status_code=404)
+        if request.method == "DELETE":
+            return _json({"cleared": timings.clear()})
+        return _json(timings.to_dict())
+
     routes = [
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
@@ -103,11 +116,24 @@ def create_app(simulator: Simulator) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/sim/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/sim/state", state, methods=["GET"]),
+        Route("/sim/timings", timing_records, methods=["GET", "DELETE"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(ArrivalStamp)] if timings is not None else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
 
 
-async def _generate(simulator: Simulator, request: Request, endpoint: Endpoint) -> Response:
+async def _generate(simulator: Simulator, request: Request, endpoint: Endpoint,
+                    timings: TimingLog | None = None) -> Response:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    if timings is None:
+        return await _answer(simulator, request, endpoint, request_id)
+    stopwatch = Stopwatch(request_id, arrival_ns(request.scope), received_ns(request.scope))
+    answer = await _answer(simulator, request, endpoint, request_id, stopwatch)
+    return TimedResponse(answer, stopwatch, timings)  # type: ignore[return-value]
+
+
+async def _answer(simulator: Simulator, request: Request, endpoint: Endpoint, request_id: str,
+                  stopwatch: Stopwatch | None = None) -> Response:
     try:
         body = orjson.loads(await request.body())
         if not isinstance(body, dict):
@@ -116,7 +142,7 @@ async def _generate(simulator: Simulator, request: Request, endpoint: Endpoint) 
         if parsed.model != simulator.model_name:
             raise ModelNotServed(parsed.model)
         call = BackendCall(endpoint=endpoint, request=parsed, upstream_model=simulator.model_name,
-                           request_id=request.headers.get("x-request-id") or uuid.uuid4().hex, raw_body=body)
+                           request_id=request_id, raw_body=body)
         admission = simulator.admit(call)
     except orjson.JSONDecodeError as exc:
         return _error(BadRequest(f"Invalid JSON body: {exc}"))
@@ -125,7 +151,7 @@ async def _generate(simulator: Simulator, request: Request, endpoint: Endpoint) 
     except SimError as exc:
         return _error(exc)
     headers = {FAULT_HEADER: ",".join(admission.faults.kinds)} if admission.faults.kinds else {}
-    chunks = simulator.run(admission)
+    chunks = simulator.run(admission) if stopwatch is None else stopwatch.watch(simulator.run(admission))
     if parsed.stream:
         return EventStream(sse_frames(chunks, parsed.include_usage), headers)  # type: ignore[return-value]
     return WholeAnswer(simulator.collect(admission.call, chunks), headers)  # type: ignore[return-value]
