@@ -1,0 +1,121 @@
+"""Backend sections: one pydantic model per backend type, discriminated by `type`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from sluice.config._base import _Strict
+
+
+class _BackendBase(_Strict):
+    max_concurrency: int | None = Field(None, gt=0)  # requests beyond it wait (queued) for a slot
+
+
+class _GPUHoursBackend(_BackendBase):
+    """A backend that may run on GPUs you pay for by the hour: its cost is shared out over tokens (cost/)."""
+
+    gpu: str | None = None  # catalog GPU id (`sluice plan gpus`), e.g. h100-sxm
+    gpu_count: int = Field(1, ge=1)
+    gpu_hour_usd: float | None = Field(None, gt=0)  # per GPU; default: the GPU catalog's cheapest on-demand price
+
+    @model_validator(mode="after")
+    def _gpu_count_needs_gpu(self) -> _GPUHoursBackend:
+        if "gpu_count" in self.model_fields_set and self.gpu is None and self.gpu_hour_usd is None:
+            raise ValueError("gpu_count is set but neither gpu nor gpu_hour_usd says what a GPU-hour costs")
+        return self
+
+
+class OpenAIBackendConfig(_GPUHoursBackend):
+    """Any OpenAI-compatible server: vLLM, TGI, Ollama, llama.cpp server, OpenAI, Together, Groq, sluice sim."""
+
+    type: Literal["openai"]
+    base_url: str
+    api_key: str | None = None
+    headers: dict[str, str] = {}
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(300.0, gt=0)  # longest silence allowed between bytes
+    total_timeout_s: float = Field(600.0, gt=0)
+
+
+class AnthropicBackendConfig(_BackendBase):
+    type: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    api_key: str | None = None
+    anthropic_version: str = "2023-06-01"
+    default_max_tokens: int = Field(4096, gt=0)  # the Messages API requires max_tokens
+    headers: dict[str, str] = {}
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(300.0, gt=0)
+    total_timeout_s: float = Field(600.0, gt=0)
+
+
+class GGUFBackendConfig(_BackendBase):
+    """A GGUF file run in-process on CPU; `path: builtin:smollm2` is the bundled SmolLM2-135M-Instruct."""
+
+    type: Literal["gguf"]
+    path: str
+    n_ctx: int = Field(2048, gt=0)
+    n_threads: int | None = Field(None, gt=0)
+    # llama.cpp's non-flash attention path gives wrong logits for a fresh context's first prompt on some
+    # CPU builds (llama-cpp-python 0.3.36: SmolLM2 answered in French nonsense once, then correctly).
+    flash_attn: bool = True
+    max_concurrency: int | None = Field(1, gt=0)
+
+
+class TransformersBackendConfig(_GPUHoursBackend):
+    """A transformers model directory (config.json + weights), on CPU or a GPU."""
+
+    type: Literal["transformers"]
+    path: str
+    device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_concurrency: int | None = Field(1, gt=0)
+
+
+class EmbeddingBackendConfig(_BackendBase):
+    """A sentence-transformers model; `path: builtin:all-minilm-l6-v2` is the bundled all-MiniLM-L6-v2."""
+
+    type: Literal["sentence_transformers"]
+    path: str
+    device: str = "cpu"
+    max_concurrency: int | None = Field(1, gt=0)
+
+
+class SimBackendConfig(_BackendBase):
+    """The inference simulator in-process: a model of `vllm serve MODEL` on a GPU (catalog ids)."""
+
+    type: Literal["sim"]
+    model: str  # catalog model id, e.g. llama-3.1-8b
+    gpu: str  # catalog GPU id, e.g. h100-sxm
+    tensor_parallel_size: int = Field(1, ge=1)
+    quantization: str | None = None
+    max_model_len: int | None = Field(None, gt=0)
+    max_num_seqs: int | None = Field(None, gt=0)
+    max_num_batched_tokens: int | None = Field(None, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    seed: int = 0
+    gpu_hour_usd: float | None = Field(None, gt=0)  # per GPU (x tensor_parallel_size); default: the catalog's price
+
+
+BackendConfig = Annotated[
+    OpenAIBackendConfig
+    | AnthropicBackendConfig
+    | GGUFBackendConfig
+    | TransformersBackendConfig
+    | EmbeddingBackendConfig
+    | SimBackendConfig,
+    Field(discriminator="type"),
+]
+
+
+__all__ = [
+    "AnthropicBackendConfig",
+    "BackendConfig",
+    "EmbeddingBackendConfig",
+    "GGUFBackendConfig",
+    "OpenAIBackendConfig",
+    "SimBackendConfig",
+    "TransformersBackendConfig",
+]
