@@ -1,7 +1,7 @@
 """Accuracy of the bench client: its TTFT / ITL / E2E against the simulator's own record of the same requests.
 
     .venv/bin/python benchmarks/bench_accuracy.py [--rate 200] [--duration 20] [--output-len 32]
-        [--clients aiohttp,aiohttp-uvloop,aiohttp-iter-any,httpx,raw-protocol] [--rounds 1] [--json FILE]
+        [--clients aiohttp,aiohttp-uvloop,aiohttp-readline,httpx,raw-protocol] [--rounds 1] [--json FILE]
 
 Starts `sluice sim --record-timings` (qwen2.5-0.5b on an H100: 2.3 ms steps, so the simulated GPU is never
 the bottleneck) in a subprocess on the real clock, sends Poisson arrivals at `--rate` for `--duration` with
@@ -11,9 +11,9 @@ server ITL, P50/P99/max in ms; plus the two legs of the TTFT error (request: cli
 first token: server write → client read) and the client's CPU per request. Both processes read the same
 clock (perf_counter = CLOCK_MONOTONIC, checked at start), so absolute times compare across them.
 
-Clients: `aiohttp` is `sluice.loadtest.client.send_request` as `sluice bench run` runs it (asyncio loop);
-`aiohttp-uvloop` the same function on uvloop; `aiohttp-iter-any` reads raw blocks through sluice's SSE
-parser (the gateway's way) on uvloop; `httpx` is httpx `aiter_lines` on asyncio; `raw-protocol` is a bare
+Clients: `aiohttp` is `sluice.loadtest.client.send_request` on asyncio's loop; `aiohttp-uvloop` the same
+function on uvloop (as `sluice bench` runs it); `aiohttp-readline` is the bench's earlier way, one await per
+line of `response.content`, on uvloop; `httpx` is httpx `aiter_lines` on asyncio; `raw-protocol` is a bare
 asyncio.Protocol HTTP/1.1 client on uvloop that stamps events inside `data_received` (the floor).
 """
 
@@ -40,7 +40,6 @@ import numpy as np
 import orjson
 import uvloop
 
-from sluice.backends.sse import iter_sse
 from sluice.loadtest.arrivals import arrival_gaps_s
 from sluice.loadtest.client import BenchTarget, request_body, send_request
 from sluice.loadtest.datasets import BenchRequest, random_requests
@@ -48,7 +47,7 @@ from sluice.loadtest.metrics import RequestResult
 from sluice.sim import ServedTimings, parse_timings
 
 MODEL, GPU = "qwen2.5-0.5b", "h100-sxm"
-CLIENTS = ("aiohttp", "aiohttp-uvloop", "aiohttp-iter-any", "httpx", "raw-protocol")
+CLIENTS = ("aiohttp", "aiohttp-uvloop", "aiohttp-readline", "httpx", "raw-protocol")
 MS = 1e3
 NS_PER_S = 1e9
 SendFn = Callable[[BenchRequest, str], Awaitable[RequestResult]]
@@ -166,14 +165,17 @@ async def with_bench_client(target: BenchTarget, body: Callable[[SendFn], Awaita
         await body(send)
 
 
-async def with_aiohttp_iter_any(target: BenchTarget, body: Callable[[SendFn], Awaitable[None]]) -> None:
+async def with_aiohttp_readline(target: BenchTarget, body: Callable[[SendFn], Awaitable[None]]) -> None:
+    """The bench client's earlier way: one await per line of `response.content`."""
     async with aiohttp_session() as session:
         async def send(request: BenchRequest, request_id: str) -> RequestResult:
             timeline = _Timeline()
             async with session.post(target.url, json=request_body(target, request),
                                     headers={"x-request-id": request_id}) as response:
-                async for event in iter_sse(response.content.iter_any()):
-                    timeline.on_event(event.data.encode(), time.perf_counter())
+                async for raw in response.content:
+                    line = raw.strip()
+                    if line.startswith(b"data:"):
+                        timeline.on_event(line[5:].strip(), time.perf_counter())
             return timeline.result(request)
         await body(send)
 
@@ -287,11 +289,11 @@ class ClientKind:
     library: str
 
 
-BENCH_CLIENT = "sluice bench client (aiohttp readline)"
+BENCH_CLIENT = "sluice bench client (aiohttp iter_any + iter_sse)"
 KINDS = {kind.name: kind for kind in (
     ClientKind("aiohttp", "asyncio", with_bench_client, BENCH_CLIENT),
     ClientKind("aiohttp-uvloop", "uvloop", with_bench_client, BENCH_CLIENT),
-    ClientKind("aiohttp-iter-any", "uvloop", with_aiohttp_iter_any, "aiohttp iter_any + iter_sse"),
+    ClientKind("aiohttp-readline", "uvloop", with_aiohttp_readline, "aiohttp readline per line"),
     ClientKind("httpx", "asyncio", with_httpx, "httpx aiter_lines"),
     ClientKind("raw-protocol", "uvloop", with_raw_protocol, "asyncio.Protocol, stamps in data_received"),
 )}

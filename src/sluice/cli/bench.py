@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Mapping
@@ -115,7 +114,7 @@ def run(base_url: str = BASE_URL, model: str = MODEL, endpoint: str = ENDPOINT,
 
     Exit status: 0 when at least one request completed, 1 when none did, 2 for bad arguments or dataset files.
     """
-    from sluice.loadtest.client import BenchTarget
+    from sluice.loadtest.client import BenchTarget, run_async
     from sluice.loadtest.datasets import DatasetError, DatasetSpec, make_requests
     from sluice.loadtest.runner import LoadSettings, measure, run_config, warm_up, warmup_requests
 
@@ -141,7 +140,7 @@ def run(base_url: str = BASE_URL, model: str = MODEL, endpoint: str = ENDPOINT,
                                    on_result=lambda _: progress.advance(measured))
             return outcome.failed, result
 
-        warm_failed, result = asyncio.run(go())
+        warm_failed, result = run_async(go())
     if warm_failed:
         console.print(f"[yellow]warm-up:[/] {warm_failed} of {len(warm)} requests failed")
     document = {**run_config(target, spec, settings, slos), "warmup_requests": len(warm), **result}
@@ -182,7 +181,7 @@ def sweep(base_url: str = BASE_URL, model: str = MODEL, endpoint: str = ENDPOINT
 
     Exit status: 0 when at least one step held the SLO, 1 when none did, 2 for bad arguments.
     """
-    from sluice.loadtest.client import BenchTarget
+    from sluice.loadtest.client import BenchTarget, run_async
     from sluice.loadtest.datasets import DatasetError, DatasetSpec, make_requests
     from sluice.loadtest.runner import LoadSettings, run_config, warm_up, warmup_requests
     from sluice.loadtest.sweep import SweepDimension, SweepPlan, parse_values, run_sweep, step_load, sweep_document
@@ -219,7 +218,7 @@ def sweep(base_url: str = BASE_URL, model: str = MODEL, endpoint: str = ENDPOINT
             progress.update(warmed, visible=False)
             return await run_sweep(target, plan, percentiles=chosen, progress=bars)
 
-        steps = asyncio.run(go())
+        steps = run_async(go())
     document = sweep_document(run_config(target, spec, base, plan.slos_ms), plan, steps, len(warm))
     console.print(_sweep_table(document))
     _print_headline(document)
