@@ -189,7 +189,7 @@ def test_a_target_with_no_backends_configured_says_so() -> None:
 def test_a_model_needs_at_least_one_target() -> None:
     message = config_error({"models": {"m": {"targets": []}}})
 
-    assert "  - models.m.targets: List should have at least 1 item" in message
+    assert "  - models.m.targets: at least one target is needed (or a `router`)" in message
 
 
 def test_every_error_in_a_file_is_reported_not_just_the_first() -> None:

@@ -151,6 +151,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _route_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
+    if ctx.routed_to is not None:  # cost-based routing: the model a router model chose
+        headers["x-sluice-routed-to"] = ctx.routed_to
     target = ctx.target
     if target is not None:
         headers["x-sluice-target"] = target.name

@@ -21,6 +21,8 @@ def validate(file: Path = typer.Argument(..., help="YAML config file to check.")
     table.add_column("targets (backend/model, weight)")
     for name, model in settings.models.items():
         targets = ", ".join(f"{t.backend}/{t.model or name} ({t.weight:g})" for t in model.targets)
+        if model.router is not None:
+            targets = f"router: easy -> {model.router.easy}, hard -> {model.router.hard} ({model.router.classifier})"
         table.add_row(name, targets)
     console.print(table)
     console.print(f"backends: {', '.join(f'{n} ({b.type})' for n, b in settings.backends.items()) or 'none'}")

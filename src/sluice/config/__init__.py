@@ -41,6 +41,7 @@ from sluice.config.routing import (
     CanaryConfig,
     CanaryThresholds,
     CircuitBreakerConfig,
+    DifficultyRouterConfig,
     FailureKind,
     HealthCheckConfig,
     ModelConfig,
@@ -88,6 +89,33 @@ class SluiceConfig(_Strict):
                     raise ValueError(f"{where}: unknown model {fallback!r} (configured: {known})")
                 if fallback in model.fallbacks[:index]:
                     raise ValueError(f"{where}: {fallback!r} is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _routers_valid(self) -> SluiceConfig:
+        for model_name, model in self.models.items():
+            where = f"models.{model_name}"
+            if model.router is None:
+                if not model.targets:
+                    raise ValueError(f"{where}.targets: at least one target is needed (or a `router`)")
+                continue
+            if model.targets or model.rollout.candidate or model.rollout.shadow:
+                raise ValueError(f"{where}.router: a router model has no targets, candidates or shadows of its "
+                                 "own; it sends each request to `easy` or `hard`")
+            for side in ("easy", "hard"):
+                chosen = getattr(model.router, side)
+                other = self.models.get(chosen)
+                if other is None:
+                    known = ", ".join(sorted(n for n, m in self.models.items() if m.router is None)) or "none"
+                    raise ValueError(f"{where}.router.{side}: unknown model {chosen!r} (configured: {known})")
+                if other.router is not None:
+                    raise ValueError(f"{where}.router.{side}: {chosen!r} is itself a router model")
+            from sluice.routing.difficulty_router import load_classifier  # here: routing/ imports config
+
+            try:
+                load_classifier(model.router.classifier)
+            except ValueError as exc:
+                raise ValueError(f"{where}.router.classifier: {exc}") from None
         return self
 
     @model_validator(mode="after")
@@ -233,6 +261,7 @@ __all__ = [
     "CanaryConfig",
     "CanaryThresholds",
     "CircuitBreakerConfig",
+    "DifficultyRouterConfig",
     "EmbeddingBackendConfig",
     "ExactCacheConfig",
     "FailureKind",

@@ -128,8 +128,18 @@ class RolloutControlConfig(_Strict):
     canary: CanaryConfig = CanaryConfig()
 
 
+class DifficultyRouterConfig(_Strict):
+    """`models.<name>.router`: cost-based routing (routing/difficulty_router.py); no targets of its own."""
+
+    easy: str  # public model for prompts scored below `threshold` (the cheap one)
+    hard: str  # public model for the rest (the strong one)
+    classifier: str = "rules"  # rules | <module>:<attr> — a callable (turns) -> P(hard) in [0, 1]
+    threshold: float = Field(0.5, ge=0, le=1)
+
+
 class ModelConfig(_Strict):
-    targets: list[TargetConfig] = Field(min_length=1)  # replicas of the stable version, load-balanced
+    targets: list[TargetConfig] = []  # replicas of the stable version, load-balanced (none only with `router`)
+    router: DifficultyRouterConfig | None = None  # cost-based routing to two other models instead of targets
     description: str | None = None
     rollout: RolloutConfig = RolloutConfig()
     # Routing policy (routing/); unset keys take `routing.*`.
@@ -147,6 +157,7 @@ __all__ = [
     "CanaryConfig",
     "CanaryThresholds",
     "CircuitBreakerConfig",
+    "DifficultyRouterConfig",
     "FailureKind",
     "HealthCheckConfig",
     "ModelConfig",

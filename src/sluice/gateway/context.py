@@ -18,7 +18,7 @@ from sluice.telemetry.timing import StreamTimer, tpot_s
 class RequestContext:
     __slots__ = ("arrival", "attempts", "body_text", "cache_hit", "client_ip", "cost_usd", "created_at",
                  "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model", "queue_s",
-                 "raw_body", "request", "request_id", "reservation", "route_role", "span", "status_code",
+                 "raw_body", "request", "request_id", "reservation", "route_role", "routed_to", "span", "status_code",
                  "stream", "target", "team", "text_parts", "timer", "upstream_s", "usage", "user")
 
     def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None) -> None:
@@ -51,6 +51,7 @@ class RequestContext:
         self.cache_hit: str | None = None  # "exact" | "semantic" when answered from the cache
         self.cost_usd: float | None = None
         self.route_role: str | None = None  # which side of a rollout served it: stable | candidate
+        self.routed_to: str | None = None  # the model a router model (routing/difficulty_router.py) chose
         self.attempts = 0  # upstream attempts made (retries and fallbacks included)
 
     def fail(self, error: SluiceError, *, status_code: int | None = None) -> None:

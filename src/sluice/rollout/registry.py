@@ -25,7 +25,8 @@ class DeploymentRegistry:
 
     @classmethod
     def from_config(cls, config: SluiceConfig) -> DeploymentRegistry:
-        return cls({name: Deployment.from_config(name, model) for name, model in config.models.items()},
+        return cls({name: Deployment.from_config(name, model) for name, model in config.models.items()
+                    if model.router is None},  # router models resolve to another model's deployment
                    backends=config.backends)
 
     def get(self, model: str) -> Deployment | None:

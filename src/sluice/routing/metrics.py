@@ -36,6 +36,8 @@ class RoutingMetrics:
                                  ["model", "fallback", "reason"], registry=r)
         self.breaker_transitions = Counter("sluice_circuit_breaker_transitions", "Circuit breaker state changes, "
                                            "by the state entered.", [*_TARGET, "state"], registry=r)
+        self.router_decisions = Counter("sluice_router_decisions", "Cost-based routing: requests to a router "
+                                        "model by the side chosen (easy, hard).", ["model", "choice"], registry=r)
         self.health_checks = Counter("sluice_health_checks", "Active health checks by result (ok, failed).",
                                      [*_TARGET, "result"], registry=r)
 
@@ -49,6 +51,9 @@ class RoutingMetrics:
 
     def fallback(self, model: str, fallback: str, reason: str | None) -> None:
         self.fallbacks.labels(model, fallback, reason or "unknown").inc()
+
+    def router_decided(self, model: str, choice: str) -> None:
+        self.router_decisions.labels(model, choice).inc()
 
     def breaker_changed(self, backend: str, model: str, state: BreakerState) -> None:
         self.breaker_transitions.labels(backend, model, state.name.lower()).inc()
