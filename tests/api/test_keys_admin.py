@@ -123,7 +123,14 @@ def test_revoked_and_expired_keys_get_401(upstream: tuple[OpenAIUpstream, str], 
         listed = httpx.get(gw.url + "/admin/keys", headers=ADMIN, params={"include_revoked": "true"}).json()
         assert [k["status"] for k in listed["data"]] == ["revoked"]
 
-        _, expired = create_key(gw, expires_at=time.time() - 1)
+        past = httpx.post(gw.url + "/admin/keys", headers=ADMIN, json={"name": "x", "expires_at": time.time() - 1})
+        assert past.status_code == 400 and past.json()["error"]["param"] == "expires_at"
+        assert "in the past" in past.json()["error"]["message"]
+        key, expired = create_key(gw, expires_in_s=3600)
+        assert chat(gw, expired).status_code == 200
+        # an update may move the expiry into the past: the key expires now (and can be extended again)
+        assert httpx.patch(gw.url + f"/admin/keys/{key['id']}", headers=ADMIN,
+                           json={"expires_at": time.time() - 1}).json()["status"] == "expired"
         refused = chat(gw, expired)
         assert refused.status_code == 401 and "expired" in refused.json()["error"]["message"]
 

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.api import create_app
 from sluice.config import parse_config
@@ -207,3 +208,18 @@ def test_state_lost_mid_run_fails_closed_when_configured(upstream: tuple[OpenAIU
             assert chat(gw, MASTER).status_code == 200  # the master key needs no state
     finally:
         stop_redis(process, root)
+
+
+def test_cost_is_counted_in_prometheus_by_model_key_and_team(upstream: tuple[OpenAIUpstream, str],
+                                                             tmp_path: Path) -> None:
+    with run_gateway(priced_config(upstream[1], tmp_path / "db.sqlite")) as gw:
+        key, secret = create_key(gw, team="search")
+        other, other_secret = create_key(gw, team="ads")
+        costs = [float(small_chat(gw, token).headers["x-sluice-cost-usd"]) for token in (secret, secret, other_secret)]
+        assert float(small_chat(gw, MASTER).headers["x-sluice-cost-usd"]) == pytest.approx(ONE_REQUEST_USD)
+        series = {(s.labels["model"], s.labels["key"], s.labels["team"]): s.value
+                  for family in text_string_to_metric_families(httpx.get(gw.url + "/metrics").text)
+                  for s in family.samples if s.name == "sluice_cost_usd_total"}
+    assert series[("m", key["id"], "search")] == pytest.approx(costs[0] + costs[1])
+    assert series[("m", other["id"], "ads")] == pytest.approx(costs[2])
+    assert series[("m", "", "")] == pytest.approx(ONE_REQUEST_USD)  # the master key: no key, no team

@@ -88,14 +88,32 @@ def test_limits_budgets_and_revocation_hold_across_three_replicas(replicas: list
     assert all(r.json()["error"]["code"] == "rate_limit_exceeded" and int(r.headers["retry-after"]) >= 1
                for r in refused)
 
-    # A budget holds across them: $0.03 left for requests estimated at $0.015 and costing $0.004.
-    key_id, secret = create_key(replicas[1], budget_total_usd=0.03)
-    responses, _ = asyncio.run(spread(replicas, secret, 60))
+    # A budget holds across them: a key with $0.06 has $0.04 spent (ten requests, spread), leaving $0.02 for
+    # requests estimated at $0.015 and costing $0.004; then 200 at once, round-robin over the three.
+    budget = 0.06
+    key_id, secret = create_key(replicas[1], budget_total_usd=budget)
+    for index in range(10):
+        served = httpx.post(replicas[index % REPLICAS] + "/v1/chat/completions", json=BODY,
+                            headers={"authorization": f"Bearer {secret}"})
+        assert served.status_code == 200, served.text
+    responses, _ = asyncio.run(spread(replicas, secret, 200))
     costs = [float(r.headers["x-sluice-cost-usd"]) for r in responses if r.status_code == 200]
     assert costs and all(r.json()["error"]["code"] == "insufficient_quota"
                          for r in responses if r.status_code != 200)
-    assert sum(costs) <= 0.03 + ONE_REQUEST_USD + 1e-9
-    assert sum(costs) <= 0.03 + 1e-9
+    assert len(costs) <= 5  # $0.02 left is at most five requests of $0.004
+    spent = 10 * ONE_REQUEST_USD + sum(costs)
+    assert spent <= budget + ONE_REQUEST_USD + 1e-9  # at most one request's worth over ...
+    assert spent <= budget + 1e-9  # ... and with upper-bound estimates, nothing over
+
+    def logged() -> dict[str, float] | None:  # the durable record, written by all three replicas
+        spend = httpx.get(replicas[0] + f"/admin/keys/{key_id}", headers=ADMIN).json()["spend"]
+        return spend if spend["requests"] == 210 else None
+
+    deadline = time.monotonic() + 10
+    while (spend := logged()) is None:
+        assert time.monotonic() < deadline, "the request log did not catch up"
+        time.sleep(0.1)
+    assert spend["total_usd"] == pytest.approx(spent) and spend["total_usd"] <= budget + 1e-9
 
     # A revoked key stops working on every replica within the notification delay.
     key_id, secret = create_key(replicas[2])

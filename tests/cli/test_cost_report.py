@@ -52,6 +52,9 @@ ROWS = [
     row("r7", AFTER_MIDNIGHT + 150, "bogus", None, cost=None, status_code=404),  # never routed: left out
     row("r8", AFTER_MIDNIGHT + 200, "gpt", "openai", cost=0.0, prompt=100, completion=50, key="k1", team="a",
         cache_hit="exact", attempts=0),
+    # routed, then refused by the key's budget before any upstream call: served nothing, left out
+    row("r9", AFTER_MIDNIGHT + 250, "gpt", "openai", cost=0.0, key="k1", team="a", attempts=0, status_code=429,
+        error_class="4xx", error_type="BudgetExceeded"),
 ]
 TOTAL_COST = 0.037
 
@@ -154,6 +157,19 @@ def test_gpu_backends_get_utilisation_and_idle_cost(store: str, tmp_path: Path) 
     assert gpu["idle_cost_usd"] == pytest.approx(0.285) and gpu["attributed_usd"] == pytest.approx(0.002)
     table = report("--config", str(config), "--since", since.isoformat(), "--until", until.isoformat()).stdout
     assert "GPU utilisation" in table and "5.0%" in table and "idle GPU time cost $0.2850" in table
+
+
+def test_a_gpu_backend_priced_per_token_by_an_override_gets_no_idle_cost(store: str, tmp_path: Path) -> None:
+    sim = {"type": "sim", "model": "llama-3.1-8b", "gpu": "h100-sxm"}
+    config = tmp_path / "sluice.yaml"
+    config.write_text(yaml.safe_dump({
+        "store": {"url": store},
+        "backends": {"h100": sim, "h100-tokens": sim},
+        "pricing": {"targets": {"h100-tokens": {"input_usd_per_1m": 0.2, "output_usd_per_1m": 0.6}}},
+        "models": {"a": {"targets": [{"backend": "h100", "model": "llama-3.1-8b"}]},
+                   "b": {"targets": [{"backend": "h100-tokens", "model": "llama-3.1-8b"}]}}}))
+    data = json.loads(report("--config", str(config), "--json").stdout)
+    assert [gpu["backend"] for gpu in data["gpu"]] == ["h100"]  # h100-tokens' requests pay a token price
 
 
 def test_the_plot_is_a_png(store: str, tmp_path: Path) -> None:

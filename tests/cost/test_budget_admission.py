@@ -160,3 +160,14 @@ def test_tokens_used_come_from_usage_else_counts_and_are_zero_when_upstream_neve
     assert used_tokens(ctx, counted_prompt=8) == 8 + 2
     ctx.cache_hit = "exact"
     assert used_tokens(ctx, counted_prompt=8) == 0  # answered from the cache: no upstream tokens
+
+
+@pytest.mark.parametrize(("budget", "shown"), [(0.005, "$0.005"), (0.02, "$0.02"), (20.0, "$20.00"),
+                                               (12.345, "$12.345")])
+async def test_the_refusal_names_the_budget_as_it_was_set(budget: float, shown: str) -> None:
+    key = VirtualKey(id="k9", name="k", budget_day_usd=budget)
+    state = MemoryState()
+    await seed_spent(state, key, budget)
+    with pytest.raises(BudgetExceeded) as refused:
+        await admission_for(state, estimate_usd=0.001).admit(context(key), REQUEST)
+    assert f"has reached its daily budget of {shown}:" in refused.value.message

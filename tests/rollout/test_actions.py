@@ -80,6 +80,10 @@ def test_spec_round_trips_every_field() -> None:
     ({"stable": [{"backend": "blue", "model": "x"}], "candidate_weight": 101}, "candidate_weight"),
     ({"stable": [{"model": "x"}]}, "stable.0"),
     ({"stable": [{"backend": "blue", "model": "x", "colour": 1}]}, "unknown key 'colour'"),
+    ({"stable": [{"backend": "blue", "model": "x"}], "sticky_key": "usr"}, "sticky_key: 'usr'"),
+    ({"stable": [{"backend": "blue", "model": "x"}], "sticky_key": "header:"}, "sticky_key"),
+    ({"stable": [{"backend": "blue", "model": "x"}], "shadow_sample_rate": 2}, "shadow_sample_rate"),
+    ({"stable": [{"backend": "blue", "model": "x"}], "shadow_max_concurrency": 0}, "shadow_max_concurrency"),
 ])
 def test_bad_specs_name_the_key(spec: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
@@ -99,3 +103,17 @@ def test_a_stored_deployment_wins_unless_it_names_an_unknown_backend() -> None:
     unknown_model = from_spec("other", 1, to_spec(chat()))
     assert "not in this gateway's config" in (registry.apply_stored(unknown_model) or "")
     assert registry.get("other") is None
+
+
+def test_set_shadow_starts_changes_and_stops_mirroring_and_keeps_the_split() -> None:
+    canary = actions.set_candidate(chat(), GREEN, strategy="canary", weight=30)
+    shadowed = actions.set_shadow(canary, GREEN, sample_rate=0.25, max_concurrency=8)
+    assert (shadowed.shadow, shadowed.shadow_sample_rate, shadowed.shadow_max_concurrency) == (GREEN, 0.25, 8)
+    assert (shadowed.candidate, shadowed.candidate_weight) == (canary.candidate, 30)
+    kept = actions.set_shadow(shadowed, GREEN)  # rate and bound unchanged when not given
+    assert (kept.shadow_sample_rate, kept.shadow_max_concurrency) == (0.25, 8)
+    assert actions.set_shadow(shadowed, ()).shadow == ()
+    for bad in ({"sample_rate": 1.5}, {"max_concurrency": 0}):
+        with pytest.raises(InvalidRequest) as refused:
+            actions.set_shadow(chat(), GREEN, **bad)  # type: ignore[arg-type]
+        assert refused.value.param == next(iter(bad))

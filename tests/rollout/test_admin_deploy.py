@@ -60,6 +60,10 @@ def test_set_weight_persists_applies_at_once_and_is_audited(admin: httpx.Client,
     ("/admin/deployments/m/switch", {}, 400, "model"),  # a canary deployment does not switch
     ("/admin/deployments/m/start-canary", {"steps": [50, 10]}, 400, "steps.1"),
     ("/admin/deployments/m/start-canary", {"thresholds": {"alpha": 2}}, 400, "thresholds.alpha"),
+    ("/admin/deployments/m/set-shadow", {}, 400, "shadow"),
+    ("/admin/deployments/m/set-shadow", {"shadow": [{"backend": "purple"}]}, 400, "shadow.0.backend"),
+    ("/admin/deployments/m/set-shadow", {"shadow": [], "sample_rate": 1.5}, 400, "sample_rate"),
+    ("/admin/deployments/m/set-shadow", {"shadow": [], "max_concurrency": 0}, 400, "max_concurrency"),
     ("/admin/deployments/m/explode", {}, 400, "action"),
 ])
 def test_bad_changes_are_openai_shaped_errors(admin: httpx.Client, path: str, body: dict[str, object] | None,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from sluice.config import CanaryThresholds
-from sluice.rollout.analysis import SideSample, analyze, split_by_role
+from sluice.rollout import Deployment, TargetRef
+from sluice.rollout.analysis import SideSample, analyze, side_targets, split_by_role
 
 THRESHOLDS = CanaryThresholds()  # alpha 0.05, +1 pp errors, +25 % P99, +10 % cost
 
@@ -16,6 +17,8 @@ THRESHOLDS = CanaryThresholds()  # alpha 0.05, +1 pp errors, +25 % P99, +10 % co
 class Row:
     route_role: str | None
     error_class: str | None = None
+    target: str | None = None
+    upstream_model: str | None = None
     ttft_s: float | None = None
     tpot_s: float | None = None
     e2e_s: float | None = None
@@ -122,3 +125,28 @@ def test_rows_split_by_role_and_only_version_failures_count() -> None:
     stable, candidate = split_by_role(rows)
     assert (stable.requests, stable.failures, stable.ttft_s, stable.e2e_s) == (2, 1, (0.1,), (1.0,))
     assert (candidate.requests, candidate.failures, candidate.e2e_s) == (3, 2, (2.0,))
+
+
+def test_an_answer_from_a_fallback_model_is_a_failure_of_the_side_that_gave_up() -> None:
+    deployment = Deployment("chat", stable=(TargetRef("blue", "v1"),), candidate=(TargetRef("green", "v2"),),
+                            candidate_weight=50)
+    rows = [Row("stable", target="blue", upstream_model="v1", e2e_s=1.0),
+            Row("candidate", target="green", upstream_model="v2", e2e_s=1.1),
+            Row("candidate", target="spare", upstream_model="claude", e2e_s=3.0),  # green failed, spare answered
+            Row("candidate", target="blue", upstream_model="v1", e2e_s=1.0)]  # answered by another side's target
+    stable, candidate = split_by_role(rows, side_targets([deployment]))
+    assert (stable.requests, stable.failures, stable.fallbacks) == (1, 0, 0)
+    assert (candidate.requests, candidate.failures, candidate.fallbacks, candidate.e2e_s) == (3, 2, 2, (1.1,))
+    assert candidate.summary()["fallbacks"] == 2
+    without = split_by_role(rows)[1]  # without the deployment nothing tells a fallback apart
+    assert (without.failures, len(without.e2e_s)) == (0, 3)
+
+
+def test_a_candidate_hidden_behind_a_fallback_still_fails_on_error_rate() -> None:
+    deployment = Deployment("chat", stable=(TargetRef("blue", "v1"),), candidate=(TargetRef("green", "v2"),),
+                            candidate_weight=50)
+    rows = ([Row("stable", target="blue", upstream_model="v1", e2e_s=1.0)] * 200
+            + [Row("candidate", target="green", upstream_model="v2", e2e_s=1.0)] * 160
+            + [Row("candidate", target="spare", upstream_model="claude", e2e_s=1.0)] * 40)
+    verdict = analyze(*split_by_role(rows, side_targets([deployment])), THRESHOLDS, min_requests=50)
+    assert verdict.outcome == "fail" and check(verdict, "error_rate").candidate == pytest.approx(0.2)

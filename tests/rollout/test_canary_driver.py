@@ -116,6 +116,8 @@ def test_a_degraded_candidate_is_rolled_back_within_one_interval(tmp_path: Path)
             done = wait_for(lambda: finished(gw), timeout_s=15, what="the canary to finish")
             took_s = time.monotonic() - started
         assert done["canary"]["state"] == "rolled_back"
+        # one interval (2 s), the log grace (0.2 s) and a poll (0.1 s), plus the analysis itself
+        assert took_s < 2.0 + 0.2 + 0.1 + 3.0
         assert done["candidate_weight"] == 0 and done["candidate"][0]["backend"] == "candidate-gpu"
         [verdict] = done["canary"]["verdicts"]  # the first window decided it: within one interval
         assert verdict["window_end"] - verdict["window_start"] == pytest.approx(2.0)
@@ -135,6 +137,28 @@ def test_a_degraded_candidate_is_rolled_back_within_one_interval(tmp_path: Path)
               f"verdict {verdict['created_at'] - verdict['window_end']:.2f} s after the window closed; "
               f"load {statuses}; failed checks {sorted(failed)}; stable {_brief(evidence['stable'])}; "
               f"candidate {_brief(evidence['candidate'])}; checks {_checks(evidence)}")
+
+
+def test_a_failing_candidate_hidden_behind_a_fallback_model_is_still_rolled_back(tmp_path: Path) -> None:
+    config = sim_config(tmp_path / "s.db")
+    config["backends"]["spare-gpu"] = {**SIM, "seed": 2}
+    config["models"]["chat"] = {"targets": [{"backend": "stable-gpu", "model": "llama-3.1-8b"}],
+                                "fallbacks": ["spare"]}  # the default retry policy
+    config["models"]["spare"] = {"targets": [{"backend": "spare-gpu", "model": "llama-3.1-8b"}]}
+    with run_gateway(config) as gw:
+        ready(gw)
+        gw.state.backends["candidate-gpu"].simulator.set_faults(  # type: ignore[attr-defined]
+            FaultPlan(degraded=DegradedFault(slowdown=1.0, error_rate=0.3)))
+        with load(gw) as statuses:
+            start_canary(gw, steps=[50, 100], interval_s=2.0, min_requests=20)
+            done = wait_for(lambda: finished(gw), timeout_s=15, what="the canary to finish")
+        assert set(statuses) == {"200"}  # the fallback answered every request the candidate failed
+        assert done["canary"]["state"] == "rolled_back"
+        [verdict] = done["canary"]["verdicts"]
+        evidence = verdict["evidence"]
+        assert {c["name"] for c in evidence["checks"] if c["outcome"] == "fail"} == {"error_rate"}
+        assert evidence["candidate"]["fallbacks"] > 0 and evidence["stable"]["fallbacks"] == 0
+        assert evidence["candidate"]["failures"] == evidence["candidate"]["fallbacks"]
 
 
 def test_a_healthy_candidate_is_promoted_through_every_step(tmp_path: Path) -> None:

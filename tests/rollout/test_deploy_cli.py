@@ -97,6 +97,34 @@ def test_analyze_prints_both_sides_and_every_check(gw: RunningGateway) -> None:
     assert sides == {"stable": "2", "candidate": "2"}
 
 
+def test_set_shadow_mirrors_at_once_shows_in_status_and_history_and_turns_off(
+        gw: RunningGateway, upstream: tuple[OpenAIUpstream, str]) -> None:
+    fake, _ = upstream
+    code, out = deploy(gw, "set-shadow", "m", "--shadow", "green:up-model", "--rate", "1", "--max-concurrency", "3",
+                       "--reason", "compare green")
+    assert code == 0, out
+    assert "shadow green:up-model (100 %, ≤ 3 in flight)" in out
+    code, out = deploy(gw, "status")
+    assert "green:up-model (100 %, ≤ 3 in flight)" in out
+    fake.reset()
+    with httpx.Client(base_url=gw.url, headers={"authorization": "Bearer sk-admin"}) as client:
+        assert chat(client, "u").status_code == 200
+    mirrored = wait_for(lambda: [r for r in fake.requests if r.headers.get("x-sluice-shadow") == "1"] or None,
+                        what="the mirrored call")  # picked up by the running gateway, no restart
+    assert len(mirrored) == 1 and mirrored[0].body["stream"] is False
+    code, out = deploy(gw, "set-shadow", "m", "--off")
+    assert code == 0 and "shadow" not in out, out
+    code, out = deploy(gw, "history", "m")
+    lines = [line for line in out.splitlines() if "set-shadow" in line]
+    assert "shadow green:up-model -> -" in lines[0]
+    assert "shadow - -> green:up-model" in lines[1] and "shadow max in flight 4 -> 3" in lines[1]
+    assert "compare green" in lines[1]
+    code, out = deploy(gw, "set-shadow", "m")
+    assert code == 2 and "give --shadow TARGET" in out
+    code, out = deploy(gw, "set-shadow", "m", "--shadow", "purple")
+    assert code == 1 and "Unknown backend `purple`" in out and "(param: shadow.0.backend)" in out
+
+
 def test_errors_are_clear(gw: RunningGateway) -> None:
     code, out = deploy(gw, "set-weight", "nope", "10")
     assert code == 1 and "The model `nope` does not exist" in out

@@ -164,3 +164,24 @@ async def test_role_rows_read_one_model_window_of_routed_uncached_requests(engin
     ])
     rows = await deployments.role_rows(engine, "chat", 100.0, 105.0)
     assert sorted((r.route_role, r.error_class) for r in rows) == [("candidate", "5xx"), ("stable", None)]
+
+
+async def test_analysis_counts_fallback_answers_as_failures_but_not_a_version_promoted_within_the_window(
+        engine: AsyncEngine) -> None:
+    service = replica(engine)
+    now = time.time()
+
+    def record(i: int, role: str, target: str, upstream: str, at: float) -> RequestRecord:
+        return RequestRecord(request_id=f"a{i}", created_at=at, endpoint="chat", model="chat", target=target,
+                             backend_type="openai", upstream_model=upstream, stream=False, status_code=200,
+                             route_role=role, e2e_s=1.0)
+
+    await service.set_weight("chat", 50, actor="ops", reason=None)
+    await request_log.insert_many(engine, [
+        record(0, "stable", "blue", "v1", now - 30), record(1, "candidate", "green", "v2", now - 30),
+        record(2, "candidate", "spare", "claude", now - 30)])  # green failed; a fallback model answered
+    await service.promote("chat", actor="ops", reason=None)  # green is stable now; blue served as stable before
+    await request_log.insert_many(engine, [record(3, "stable", "green", "v2", now - 1)])
+    verdict, _, _ = await service.analyze_recent("chat", 60)
+    assert (verdict.stable.requests, verdict.stable.fallbacks) == (2, 0)  # blue's answer was stable's
+    assert (verdict.candidate.requests, verdict.candidate.fallbacks) == (2, 1)

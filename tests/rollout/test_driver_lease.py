@@ -39,7 +39,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
 async def log_requests(engine: AsyncEngine, role: str, start: float, n: int, tag: str) -> None:
     await request_log.insert_many(engine, [
         RequestRecord(request_id=f"{tag}-{i}", created_at=start + 0.1 * i, endpoint="chat", model="chat",
-                      target="green" if role == "candidate" else "blue", backend_type="openai", upstream_model="v",
+                      target="green" if role == "candidate" else "blue", backend_type="openai",
+                      upstream_model="v2" if role == "candidate" else "v1",
                       stream=True, status_code=200, route_role=role, ttft_s=0.05 + 0.001 * (i % 7),
                       tpot_s=0.01 + 0.0001 * (i % 5), e2e_s=0.5 + 0.01 * (i % 3))
         for i in range(n)])
@@ -109,3 +110,20 @@ async def test_webhooks_retry_then_give_up_without_blocking() -> None:
     assert len(hits) == 4 and orjson.loads(hits[0]) == {"event": "canary.rolled_back", "model": "chat"}
     assert (notifier.delivered, notifier.failed, len(failures)) == (0, 2, 2)  # both URLs given up on
     await notifier.close()
+
+
+async def test_the_next_step_starts_when_the_verdict_is_stored_not_when_the_tick_began(engine: AsyncEngine) -> None:
+    a = replica(engine)
+    settings = CanaryConfig(steps=[50, 100], interval_s=10, min_requests=5, log_grace_s=0)
+    _, run = await a.start_canary("chat", GREEN, settings, actor="ops", reason=None)
+    t0 = run.step_started_at
+    await log_requests(engine, "stable", t0, 10, "s")
+    await log_requests(engine, "candidate", t0, 10, "c")
+    # the tick began at t0 + 10.5, but reading the window and analysing it took until t0 + 16 (a loaded store,
+    # scipy's first import): the 100 % step must not count those 5.5 s, served at 50 %, as its own
+    driver = CanaryDriver(a, "a", 30, clock=lambda: t0 + 16)
+    [(after, transition, _)] = await driver.tick(now=t0 + 10.5)
+    assert (transition.kind, after.weight, after.step_started_at) == ("advance", 100.0, t0 + 16)
+    [verdict] = await a.verdicts(run.id or 0)
+    assert verdict.created_at == t0 + 16 and (verdict.window_start, verdict.window_end) == (t0, t0 + 10)
+    assert await driver.tick(now=t0 + 25) == []  # the 100 % window runs to t0 + 26

@@ -4,8 +4,8 @@
     GET  /admin/deployments/{model}                 one, with its canary run and recent verdicts
     GET  /admin/deployments/{model}/history         the audit trail (?limit=50)
     GET  /admin/deployments/{model}/analysis        candidate vs stable over the last ?window_s=300 (not stored)
-    POST /admin/deployments/{model}/{action}        set-weight, set-candidate, switch, start-canary, promote,
-                                                    rollback; JSON body, `reason` optional
+    POST /admin/deployments/{model}/{action}        set-weight, set-candidate, set-shadow, switch, start-canary,
+                                                    promote, rollback; JSON body, `reason` optional
 
 The caller's identity for the audit trail is the `x-sluice-actor` header (the CLI sends --actor / $USER).
 """
@@ -57,6 +57,12 @@ class SetCandidateBody(_Body):
     candidate: list[TargetBody] = Field(min_length=1)
     strategy: Literal["canary", "blue_green"] | None = None
     weight: float = 0.0
+
+
+class SetShadowBody(_Body):
+    shadow: list[TargetBody]  # [] stops mirroring
+    sample_rate: float | None = Field(None, ge=0, le=1)  # default: keep
+    max_concurrency: int | None = Field(None, ge=1)  # default: keep
 
 
 class SwitchBody(_Body):
@@ -147,6 +153,14 @@ async def _set_candidate(rollout: RolloutService, state: AppState, model: str, d
     return {"deployment": rollout.view(deployment)}
 
 
+async def _set_shadow(rollout: RolloutService, state: AppState, model: str, data: dict[str, Any], actor: str,
+                      ) -> Any:
+    body = _parse(SetShadowBody, data)
+    deployment = await rollout.set_shadow(model, _targets(body.shadow, model), sample_rate=body.sample_rate,
+                                          max_concurrency=body.max_concurrency, actor=actor, reason=body.reason)
+    return {"deployment": rollout.view(deployment)}
+
+
 async def _switch(rollout: RolloutService, state: AppState, model: str, data: dict[str, Any], actor: str) -> Any:
     body = _parse(SwitchBody, data)
     deployment = await rollout.switch(model, body.to, actor=actor, reason=body.reason)
@@ -174,7 +188,7 @@ async def _rollback(rollout: RolloutService, state: AppState, model: str, data: 
     return {"deployment": rollout.view(deployment), "canary": run_view(await rollout.latest_run(model))}
 
 
-_ACTIONS = {"set-weight": _set_weight, "set-candidate": _set_candidate, "switch": _switch,
+_ACTIONS = {"set-weight": _set_weight, "set-candidate": _set_candidate, "set-shadow": _set_shadow, "switch": _switch,
             "start-canary": _start_canary, "promote": _promote, "rollback": _rollback}
 
 

@@ -83,7 +83,13 @@ class KeyRotate(BaseModel):
 async def create_key(request: Request) -> Response:
     async def work(service: KeyService) -> tuple[int, Any]:
         body = _parse(KeyCreate, await _json(request))
-        key, secret = await service.create(body.settings())
+        settings = body.settings()
+        expires_at = settings.get("expires_at")
+        if expires_at is not None and expires_at <= time.time():
+            moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at))
+            raise InvalidRequest(f"expires_at: {moment} is in the past; a new key must expire in the future.",
+                                 param="expires_at", code="invalid_value")
+        key, secret = await service.create(settings)
         return 201, {"key": key.public(time.time()), "secret": secret}
     return await _handle(request, work)
 

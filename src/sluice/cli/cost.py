@@ -138,12 +138,22 @@ def _target_price(book: PriceBook, model: str, backend: str, upstream: str) -> d
 
 
 def _gpu_hours(settings: SluiceConfig) -> dict[str, GPUHours]:
+    """The backends whose requests are priced by GPU-hours: declared GPUs, and no `pricing.targets` price
+    winning over them for every configured target on the backend (those requests pay a token price; adding
+    the GPUs' idle time to them would bill twice)."""
     catalog = builtin_catalog()
     try:
         found = {name: gpu_hours(name, backend, catalog) for name, backend in settings.backends.items()}
+        book = PriceBook(settings.pricing, settings.backends, gpus=catalog)
     except ConfigError as error:
         _fail(str(error), code=2)
-    return {name: hours for name, hours in found.items() if hours is not None}
+    targets: dict[str, set[str]] = {}
+    for name, model in settings.models.items():
+        for target in (*model.targets, *model.rollout.candidate, *model.rollout.shadow):
+            targets.setdefault(target.backend, set()).add(target.model or name)
+    return {name: hours for name, hours in found.items() if hours is not None and (
+        not targets.get(name) or any(isinstance(book.price_for(name, upstream), GPUPriced)
+                                     for upstream in targets[name]))}
 
 
 def _render(result: CostReport, gpus: list[GPUUsage]) -> None:

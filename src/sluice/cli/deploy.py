@@ -26,7 +26,8 @@ deploy_app = typer.Typer(help="Deployments and rollouts: weights, blue-green swi
                          "automated analysis, promote, rollback, the audit trail.", no_args_is_help=True)
 
 URL = typer.Option(DEFAULT_URL, "--url", envvar="SLUICE_URL", help="The gateway's base URL.")
-KEY = typer.Option(None, "--key", envvar="SLUICE_MASTER_KEY", help="The gateway's master key.", show_default=False)
+KEY = typer.Option(None, "--key", "--master-key", envvar="SLUICE_MASTER_KEY", help="The gateway's master key.",
+                   show_default=False)
 ACTOR = typer.Option(None, "--actor", help="Who makes the change, for the audit trail (default: $USER).",
                      show_default=False)
 REASON = typer.Option(None, "--reason", "-r", help="Why, for the audit trail.")
@@ -124,6 +125,27 @@ def set_candidate(model: str = MODEL,
     body = {"candidate": [_target(spec) for spec in candidate], "strategy": strategy, "weight": weight,
             "reason": reason}
     _change(url, key, actor, model, "set-candidate", body, as_json)
+
+
+@deploy_app.command("set-shadow")
+def set_shadow(model: str = MODEL,
+               shadow: list[str] | None = typer.Option(None, "--shadow", "-t", help="BACKEND or "
+                                                       "BACKEND:UPSTREAM_MODEL, optionally @WEIGHT; repeatable: "
+                                                       "the shadow's replicas."),
+               off: bool = typer.Option(False, "--off", help="Stop mirroring MODEL."),
+               sample_rate: float | None = typer.Option(None, "--rate", min=0.0, max=1.0,
+                                                        help="Share of requests mirrored, 0-1 (default: keep)."),
+               max_concurrency: int | None = typer.Option(None, "--max-concurrency", min=1,
+                                                          help="Shadow calls in flight; more are skipped "
+                                                          "(default: keep)."),
+               reason: str | None = REASON, actor: str | None = ACTOR, url: str = URL, key: str | None = KEY,
+               as_json: bool = JSON) -> None:
+    """Mirror MODEL's requests to a shadow target in the background (answers compared, never returned)."""
+    if off == bool(shadow):
+        fail("give --shadow TARGET (repeatable) to mirror, or --off to stop", code=2)
+    body = {"shadow": [] if off else [_target(spec, "--shadow") for spec in shadow or ()],
+            "sample_rate": sample_rate, "max_concurrency": max_concurrency, "reason": reason}
+    _change(url, key, actor, model, "set-shadow", body, as_json)
 
 
 @deploy_app.command("switch")
@@ -232,6 +254,8 @@ def _changed(result: dict[str, Any]) -> None:
     console.print(f"[bold]{escape(d['model'])}[/] v{d['version']}: stable {escape(_targets(d['stable']))}, "
                   f"candidate {escape(_targets(d['candidate']) or '-')} at [bold]{d['candidate_weight']:g} %[/]"
                   f" ({d['strategy']})")
+    if d.get("shadow"):
+        console.print(f"shadow {escape(_shadow(d))}")
     run = result.get("canary")
     if run:
         console.print(f"canary {run['id']}: [bold]{run['state']}[/], step {run['step']}/{len(run['steps'])} "
@@ -260,14 +284,14 @@ def _follow(client: AdminClient, model: str, run_id: int, as_json: bool) -> dict
 
 def _overview(deployments: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("model", "ver", "strategy", "stable", "candidate", "weight", "canary", "source"):
+    for column in ("model", "ver", "strategy", "stable", "candidate", "weight", "shadow", "canary", "source"):
         table.add_column(column, overflow="fold", justify="right" if column in ("ver", "weight") else "left")
     for d in deployments:
         run = d["canary"]
         canary = "-" if run is None else f"{run['state']} {run['step']}/{len(run['steps'])}"
         table.add_row(Text(d["model"]), str(d["version"]), d["strategy"], Text(_targets(d["stable"])),
-                      Text(_targets(d["candidate"]) or "-"), f"{d['candidate_weight']:g} %", canary,
-                      d["source"] + (" [yellow](problem)[/]" if d["problem"] else ""))
+                      Text(_targets(d["candidate"]) or "-"), f"{d['candidate_weight']:g} %",
+                      Text(_shadow(d) or "-"), canary, d["source"] + (" [yellow](problem)[/]" if d["problem"] else ""))
     return table
 
 
@@ -321,12 +345,12 @@ def _verdict(result: dict[str, Any]) -> None:
         console.print(f"- {escape(reason)}")
 
 
-def _target(spec: str) -> dict[str, Any]:
+def _target(spec: str, option: str = "--candidate") -> dict[str, Any]:
     """BACKEND[:MODEL][@WEIGHT] -> {backend, model, weight}."""
     rest, _, weight = spec.partition("@")
     backend, _, upstream = rest.partition(":")
     if not backend:
-        fail(f"--candidate {spec!r}: expected BACKEND[:UPSTREAM_MODEL][@WEIGHT]", code=2)
+        fail(f"{option} {spec!r}: expected BACKEND[:UPSTREAM_MODEL][@WEIGHT]", code=2)
     target: dict[str, Any] = {"backend": backend}
     if upstream:
         target["model"] = upstream
@@ -334,7 +358,7 @@ def _target(spec: str) -> dict[str, Any]:
         try:
             target["weight"] = float(weight)
         except ValueError:
-            fail(f"--candidate {spec!r}: weight {weight!r} is not a number", code=2)
+            fail(f"{option} {spec!r}: weight {weight!r} is not a number", code=2)
     return target
 
 
@@ -360,6 +384,14 @@ def _targets(targets: list[dict[str, Any]]) -> str:
                      for t in targets)
 
 
+def _shadow(deployment: dict[str, Any]) -> str:
+    """`l4:qwen3-8b (25 %, ≤ 8 in flight)`, or "" when nothing is mirrored."""
+    if not deployment.get("shadow"):
+        return ""
+    return (f"{_targets(deployment['shadow'])} ({deployment['shadow_sample_rate'] * 100:g} %, "
+            f"≤ {deployment['shadow_max_concurrency']} in flight)")
+
+
 def _steps_text(run: dict[str, Any]) -> str:
     return " -> ".join(f"[bold]{w:g}[/]" if i == run["step"] - 1 else f"{w:g}" for i, w in enumerate(run["steps"]))
 
@@ -367,9 +399,14 @@ def _steps_text(run: dict[str, Any]) -> str:
 def _diff(before: dict[str, Any] | None, after: dict[str, Any]) -> str:
     if before is None:
         return "created"
-    shown = {"strategy": str, "stable": _targets, "candidate": lambda targets: _targets(targets) or "-",
-             "candidate_weight": lambda weight: f"{weight:g} %"}
-    changes = [f"{name.removeprefix('candidate_')} {show(before.get(name))} -> {show(after.get(name))}"
+    shown = {"strategy": str, "stable": _targets, "candidate": lambda targets: _targets(targets or []) or "-",
+             "candidate_weight": lambda weight: f"{weight:g} %",
+             "shadow": lambda targets: _targets(targets or []) or "-",
+             "shadow_sample_rate": lambda rate: f"{(1.0 if rate is None else rate) * 100:g} %",
+             "shadow_max_concurrency": str}
+    labels = {"candidate_weight": "weight", "shadow_sample_rate": "shadow rate",
+              "shadow_max_concurrency": "shadow max in flight"}
+    changes = [f"{labels.get(name, name)} {show(before.get(name))} -> {show(after.get(name))}"
                for name, show in shown.items() if before.get(name) != after.get(name)]
     return "; ".join(changes) or "no change"
 

@@ -30,10 +30,6 @@ from sluice.rollout.shadow_report import (
 from sluice.store import create_engine, display_url
 from sluice.store.db import sqlite_path
 
-# Until cli/deploy.py (the `deploy` group of the rollout commands) exists, shadow-report brings a minimal group;
-# that module registers `shadow_report` on its own group instead.
-deploy_app = typer.Typer(help="Deployments and rollouts: shadow mode reports.", no_args_is_help=True)
-
 
 def shadow_report(
     model: str = typer.Argument(..., help="The public model name whose shadow pairs to summarise."),
@@ -61,9 +57,6 @@ def shadow_report(
         print(json.dumps(report_to_json(report), ensure_ascii=False, indent=2))
         return
     render(report)
-
-
-deploy_app.command("shadow-report")(shadow_report)
 
 
 def render(report: ShadowReport) -> None:
@@ -180,4 +173,4 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-__all__ = ["deploy_app", "render", "shadow_report"]
+__all__ = ["render", "shadow_report"]

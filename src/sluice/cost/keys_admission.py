@@ -272,10 +272,15 @@ class KeyAdmission:
             f" It resets at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(window.resets_at))}.")
         label = {"day": "daily", "month": "monthly", "total": "total"}[window.name]
         return BudgetExceeded(
-            f"Key `{key.id}` has reached its {label} budget of ${refused.limit_usd:.2f}: "
+            f"Key `{key.id}` has reached its {label} budget of {_limit_usd(refused.limit_usd)}: "
             f"${refused.spent_usd:.4f} spent and ${refused.reserved_usd:.4f} held by requests in flight; this "
             f"request may cost up to ${estimate_usd:.4f}.{resets}", window=window.name,
             retry_after_s=None if window.resets_at is None else max(1.0, window.resets_at - time.time()))
+
+
+def _limit_usd(value: float) -> str:
+    """A budget as it was set: $20.00, $0.02, $0.005 (cents alone would show $0.005 as $0.01)."""
+    return f"${value:.2f}" if round(value, 2) == value else f"${value:.6g}"
 
 
 __all__ = ["KeyAdmission", "Reservation"]

@@ -1,7 +1,9 @@
 """Cost report over the request log, aggregated in SQL: by model, key, team, target or UTC day.
 
-Only routed requests count (rows with a target): requests refused before routing cost nothing and would only
-dilute the per-request figures. `cost_usd` NULL rows are unpriced: counted, never summed as 0.
+Only requests that were served count: routed (a target) and either sent upstream or answered from the cache.
+Requests refused before any upstream call (unknown model, bad key, budget, rate limit, every replica out) cost
+nothing and would only dilute the per-request figures. `cost_usd` NULL rows are unpriced: counted, never
+summed as 0.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -111,7 +113,11 @@ def _group_column(by: str, dialect: str) -> ColumnElement[Any]:
 
 
 def _window(statement: Any, since: float | None, until: float | None) -> Any:
-    statement = statement.where(_LOG.c.target.is_not(None))
+    log = _LOG.c
+    # refused before any upstream call: no attempt, no cache hit, an error (rows from before the attempts
+    # column existed have 0 attempts and no error, and still count)
+    served = or_(log.attempts > 0, log.cache_hit.is_not(None), log.error_class.is_(None))
+    statement = statement.where(log.target.is_not(None), served)
     if since is not None:
         statement = statement.where(_LOG.c.created_at >= since)
     if until is not None:

@@ -12,7 +12,8 @@ from typing import Literal
 from sluice.errors import InvalidRequest
 from sluice.rollout.deployment import Deployment, Side, Strategy, TargetRef
 
-Action = Literal["set-weight", "set-candidate", "switch", "start-canary", "promote", "rollback", "canary-step"]
+Action = Literal["set-weight", "set-candidate", "set-shadow", "switch", "start-canary", "promote", "rollback",
+                 "canary-step"]
 
 
 def check_weight(weight: object, param: str = "weight") -> float:
@@ -39,6 +40,21 @@ def set_candidate(deployment: Deployment, candidate: tuple[TargetRef, ...], *, s
         raise InvalidRequest("`candidate` needs at least one target.", param="candidate", code="invalid_targets")
     changed = replace(deployment, candidate=candidate, strategy=strategy or deployment.strategy)
     return set_weight(changed, weight)
+
+
+def set_shadow(deployment: Deployment, shadow: tuple[TargetRef, ...], *, sample_rate: float | None = None,
+               max_concurrency: int | None = None) -> Deployment:
+    """Mirror the model's requests to `shadow` (none: stop mirroring), at a sample rate and concurrency bound
+    (unchanged when not given). Independent of the stable/candidate split, so allowed during a canary."""
+    rate = deployment.shadow_sample_rate if sample_rate is None else sample_rate
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise InvalidRequest(f"`sample_rate` must be between 0 and 1, not {rate!r}.", param="sample_rate",
+                             code="invalid_value")
+    bound = deployment.shadow_max_concurrency if max_concurrency is None else max_concurrency
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise InvalidRequest(f"`max_concurrency` must be a whole number of at least 1, not {bound!r}.",
+                             param="max_concurrency", code="invalid_value")
+    return replace(deployment, shadow=shadow, shadow_sample_rate=float(rate), shadow_max_concurrency=bound)
 
 
 def switch(deployment: Deployment, to: Side | None = None) -> Deployment:
@@ -82,5 +98,5 @@ def _need_candidate(deployment: Deployment, what: str, hint: str = "") -> None:
                              code="no_candidate")
 
 
-__all__ = ["Action", "check_weight", "promote", "rollback", "set_candidate", "set_weight", "start_canary",
-           "switch"]
+__all__ = ["Action", "check_weight", "promote", "rollback", "set_candidate", "set_shadow", "set_weight",
+           "start_canary", "switch"]

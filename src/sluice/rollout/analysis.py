@@ -7,6 +7,10 @@ its margin, so neither a lucky outlier nor a significant-but-negligible shift fa
   ttft, tpot, e2e  Mann-Whitney U on successful requests' latencies; margin: relative increase of the P99
   cost        Mann-Whitney U on cost per request; margin: relative increase of the mean (priced requests only)
 
+A request of one side that a fallback model answered (its replicas failed; routing/ moved on) is a failure of
+that side: the client got an answer, but not from the version under test, and counting it as a success would
+hide a broken candidate behind a healthy fallback.
+
 The verdict is `fail` if any check fails, else `inconclusive` when either side has fewer than
 `min_requests` requests, else `pass`. A latency or cost check with fewer than `min_requests` values on a
 side is skipped (non-streamed requests have no TTFT; unpriced targets no cost), and so is cost when a
@@ -17,11 +21,12 @@ because its GPU idles more.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 from sluice.config import CanaryThresholds
+from sluice.rollout.deployment import Deployment
 from sluice.rollout.stats import mann_whitney_greater, percentile, relative_increase, two_proportion_z
 
 Outcome = Literal["pass", "fail", "inconclusive"]
@@ -37,6 +42,8 @@ class LoggedRequest(Protocol):
 
     route_role: str | None
     error_class: str | None
+    target: str | None  # the backend that answered (a fallback model's, when the side's replicas gave up)
+    upstream_model: str | None
     ttft_s: float | None
     tpot_s: float | None
     e2e_s: float | None
@@ -48,15 +55,17 @@ class SideSample:
     """One side's requests in a window: counts, and the values of its successful requests."""
 
     requests: int = 0
-    failures: int = 0
+    failures: int = 0  # fallbacks included
     ttft_s: tuple[float, ...] = ()
     tpot_s: tuple[float, ...] = ()
     e2e_s: tuple[float, ...] = ()
     cost_usd: tuple[float, ...] = ()
+    fallbacks: int = 0  # answered by a fallback model: counted in `failures`
 
     @classmethod
-    def of(cls, rows: Iterable[LoggedRequest]) -> SideSample:
-        requests = failures = 0
+    def of(cls, rows: Iterable[LoggedRequest], targets: Collection[tuple[str, str]] | None = None) -> SideSample:
+        """`targets`: the side's (backend, upstream model) pairs; an answer from any other is a fallback."""
+        requests = failures = fallbacks = 0
         values: dict[str, list[float]] = {"ttft_s": [], "tpot_s": [], "e2e_s": [], "cost_usd": []}
         for row in rows:
             if row.error_class is not None:
@@ -65,19 +74,23 @@ class SideSample:
                     failures += 1
                 continue  # any other class (the client's mistake, a hang-up) says nothing about the version
             requests += 1
+            if targets is not None and row.target is not None and (row.target, row.upstream_model) not in targets:
+                failures += 1
+                fallbacks += 1
+                continue  # the fallback's latency and cost are not the version's
             for name, bucket in values.items():
                 value = getattr(row, name)
                 if value is not None:
                     bucket.append(float(value))
         return cls(requests, failures, *(tuple(values[name]) for name in ("ttft_s", "tpot_s", "e2e_s",
-                                                                            "cost_usd")))
+                                                                            "cost_usd")), fallbacks)
 
     @property
     def failure_rate(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"requests": self.requests, "failures": self.failures,
+        out: dict[str, Any] = {"requests": self.requests, "failures": self.failures, "fallbacks": self.fallbacks,
                                "failure_rate": round(self.failure_rate, 6)}
         for name in ("ttft_s", "tpot_s", "e2e_s"):
             values = getattr(self, name)
@@ -90,11 +103,28 @@ class SideSample:
         return out
 
 
-def split_by_role(rows: Iterable[LoggedRequest]) -> tuple[SideSample, SideSample]:
-    """(stable, candidate) samples of request-log rows, by their `route_role`."""
+Targets = frozenset[tuple[str, str]]  # (backend, upstream model) pairs
+
+
+def side_targets(deployments: Iterable[Deployment]) -> tuple[Targets, Targets]:
+    """Every (backend, upstream model) that served as stable, and as candidate, in any of `deployments` (the
+    versions in force over a window)."""
+    stable: set[tuple[str, str]] = set()
+    candidate: set[tuple[str, str]] = set()
+    for deployment in deployments:
+        stable.update((t.backend, t.model) for t in deployment.stable)
+        candidate.update((t.backend, t.model) for t in deployment.candidate)
+    return frozenset(stable), frozenset(candidate)
+
+
+def split_by_role(rows: Iterable[LoggedRequest], targets: tuple[Targets, Targets] | None = None,
+                  ) -> tuple[SideSample, SideSample]:
+    """(stable, candidate) samples of request-log rows, by their `route_role`. With each side's `targets`
+    (`side_targets`), a row answered by none of its side's (a fallback model) counts as that side's failure."""
     rows = list(rows)
-    return (SideSample.of(r for r in rows if r.route_role == "stable"),
-            SideSample.of(r for r in rows if r.route_role == "candidate"))
+    stable, candidate = (None, None) if targets is None else targets
+    return (SideSample.of((r for r in rows if r.route_role == "stable"), stable),
+            SideSample.of((r for r in rows if r.route_role == "candidate"), candidate))
 
 
 @dataclass(slots=True, frozen=True)
@@ -186,5 +216,5 @@ def _shift(name: str, stable: Sequence[float], candidate: Sequence[float], margi
     return Check(name, "fail" if worse else "pass", base, cand, increase, margin, test.p_value, note)
 
 
-__all__ = ["FAILURE_CLASSES", "Check", "LoggedRequest", "Outcome", "SideSample", "Verdict",
-           "analyze", "split_by_role"]
+__all__ = ["FAILURE_CLASSES", "Check", "LoggedRequest", "Outcome", "SideSample", "Targets", "Verdict",
+           "analyze", "side_targets", "split_by_role"]

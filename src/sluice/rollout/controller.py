@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import RolloutControlConfig
 from sluice.rollout import actions
-from sluice.rollout.analysis import SideSample, Verdict, analyze, split_by_role
+from sluice.rollout.analysis import SideSample, Verdict, analyze, side_targets, split_by_role
 from sluice.rollout.canary import CanaryRun, Transition, decide
 from sluice.rollout.deployment import Deployment
 from sluice.rollout.metrics import RolloutMetrics
 from sluice.rollout.registry import DeploymentRegistry
 from sluice.rollout.service import RolloutService
+from sluice.rollout.stats import load_scipy
 from sluice.rollout.webhooks import WebhookNotifier
 from sluice.store import deployments as repo
 
@@ -39,20 +40,25 @@ _ACTIONS = {"advance": "canary-step", "promote": "promote", "rollback": "rollbac
 class CanaryDriver:
     """Drives every running canary while it holds the store lease `canary-driver`."""
 
-    def __init__(self, service: RolloutService, holder: str, lease_s: float) -> None:
+    def __init__(self, service: RolloutService, holder: str, lease_s: float, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.service = service
         self.holder = holder
         self.lease_s = lease_s
+        self.clock = clock
         self.watching = True  # runs may be in progress: read them on every tick (until a read finds none)
         self._lease_until = 0.0
+        self._warming: asyncio.Task[None] | None = None
 
     async def tick(self, now: float | None = None) -> list[tuple[CanaryRun, Transition, Verdict]]:
         """Analyse and act on every canary window that is due; returns what was done."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         runs = await self.service.running_runs()
         self.watching = bool(runs)
         if not runs or not await self._lead(now):
             return []
+        if self._warming is None:  # the first window is usually an interval away: load scipy meanwhile
+            self._warming = asyncio.create_task(asyncio.to_thread(load_scipy), name="canary-load-scipy")
         done = []
         for run in runs:
             if now >= run.due_at:
@@ -63,14 +69,19 @@ class CanaryDriver:
 
     async def evaluate(self, run: CanaryRun, now: float) -> tuple[CanaryRun, Transition, Verdict] | None:
         """Analyse the run's current window, decide, and store the transition, verdict and deployment change
-        together. None when someone changed the run or the deployment meanwhile (next tick re-reads)."""
+        together. None when someone changed the run or the deployment meanwhile (next tick re-reads).
+
+        The transition is stamped when the analysis is done, not when the tick began: the next step's window
+        starts when its weight takes effect (the first analysis loads scipy; a loaded store is slow to read),
+        so no part of it is served at the previous weight."""
         engine = self.service.engine
         assert engine is not None
-        stable, candidate = await _window_samples(engine, run)
+        stable, candidate = await _window_samples(engine, run, self.service.require(run.model))
         settings = run.settings
         verdict = await asyncio.to_thread(analyze, stable, candidate, settings.thresholds, settings.min_requests,
                                           compare_cost=self.service.cost_comparable(run.model),
                                           compare_latency=run.weight < 100)
+        now = max(now, self.clock())
         transition = decide(run, verdict.outcome, now)
         start, end = run.step_started_at, run.window_end
         record = repo.VerdictRecord(run_id=run.id or 0, model=run.model, step_index=run.step_index,
@@ -119,12 +130,16 @@ class CanaryDriver:
             self._lease_until = 0.0
 
 
-async def _window_samples(engine: AsyncEngine, run: CanaryRun) -> tuple[SideSample, SideSample]:
+async def _window_samples(engine: AsyncEngine, run: CanaryRun, deployment: Deployment,
+                          ) -> tuple[SideSample, SideSample]:
+    # While a canary runs only its weight changes (other changes are refused): the sides' targets now are theirs
+    # over the whole run, so an answer from any other target came from a fallback model.
+    targets = side_targets([deployment])
     rows = await repo.role_rows(engine, run.model, run.step_started_at, run.window_end)
-    stable, candidate = split_by_role(rows)
+    stable, candidate = split_by_role(rows, targets)
     if run.weight >= 100:  # no stable traffic at 100 %: compare with what stable served earlier in the canary
         start, end = run.baseline_window()
-        stable, _ = split_by_role(await repo.role_rows(engine, run.model, start, end))
+        stable, _ = split_by_role(await repo.role_rows(engine, run.model, start, end), targets)
     return stable, candidate
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.config import CanaryConfig
 from sluice.errors import InvalidRequest, ModelNotFound
 from sluice.rollout import actions
-from sluice.rollout.analysis import Verdict, analyze, split_by_role
+from sluice.rollout.analysis import Verdict, analyze, side_targets, split_by_role
 from sluice.rollout.canary import CanaryRun, CanaryState
 from sluice.rollout.deployment import Deployment, Side, Strategy, TargetRef
 from sluice.rollout.errors import RolloutConflict, StoreNotOpen
@@ -28,6 +28,7 @@ from sluice.store import deployments as repo
 
 log = logging.getLogger("sluice.rollout")
 
+_MIRRORED = frozenset({"chat", "completions"})  # what shadow mode mirrors (rollout/shadow.py)
 _RETRIES = 3  # a change that lost a race is re-read and re-applied this many times before a 409
 Build = Callable[[Deployment, CanaryRun | None], Deployment]
 
@@ -92,6 +93,16 @@ class RolloutService:
         self._check_targets(model, candidate, "candidate")
         return await self._manual(model, "set-candidate", actor, reason,
                                   lambda d: actions.set_candidate(d, candidate, strategy=strategy, weight=weight))
+
+    async def set_shadow(self, model: str, shadow: tuple[TargetRef, ...], *, sample_rate: float | None,
+                         max_concurrency: int | None, actor: str, reason: str | None) -> Deployment:
+        """Start, change or stop (no targets) shadow mirroring; a running canary is left alone."""
+        self._check_targets(model, shadow, "shadow")
+        deployment, _ = await self._change(
+            model, "set-shadow", actor, reason,
+            lambda d, _: actions.set_shadow(d, shadow, sample_rate=sample_rate, max_concurrency=max_concurrency),
+            None)
+        return deployment
 
     async def switch(self, model: str, to: Side | None, *, actor: str, reason: str | None) -> Deployment:
         return await self._manual(model, "switch", actor, reason, lambda d: actions.switch(d, to))
@@ -211,15 +222,33 @@ class RolloutService:
     async def analyze_recent(self, model: str, window_s: float) -> tuple[Verdict, float, float]:
         """Candidate vs stable over the last `window_s` seconds, with the running canary's settings (else the
         config's); nothing is stored or changed."""
-        self.require(model)
+        deployment = self.require(model)
         end = time.time()
         start = end - window_s
         latest = await self.latest_run(model)
         settings = latest.settings if latest is not None and latest.active else self.defaults
-        stable, candidate = split_by_role(await repo.role_rows(self._engine(), model, start, end))
+        in_force = [deployment, *await self._versions_since(model, start)]
+        stable, candidate = split_by_role(await repo.role_rows(self._engine(), model, start, end),
+                                          side_targets(in_force))
         verdict = await asyncio.to_thread(analyze, stable, candidate, settings.thresholds, settings.min_requests,
                                           compare_cost=self.cost_comparable(model))
         return verdict, start, end
+
+    async def _versions_since(self, model: str, since: float) -> list[Deployment]:
+        """The versions in force at some moment since `since` besides the current one, from the audit trail
+        (a request served by a version's targets then is not a fallback's answer)."""
+        versions = []
+        for event in await repo.history(self._engine(), model, 1000):  # newest first
+            older = event.created_at < since  # the newest change before the window: in force as it began
+            specs = [event.after] if older or event.before is None else [event.after, event.before]
+            for spec in specs:
+                try:
+                    versions.append(from_spec(model, event.version, spec))
+                except SpecError:
+                    continue
+            if older:
+                break
+        return versions
 
     def cost_comparable(self, model: str) -> bool:
         """Whether cost per request compares versions: not when any target is priced by GPU-hours."""
@@ -240,7 +269,8 @@ class RolloutService:
         return self.engine
 
     def _check_targets(self, model: str, targets: tuple[TargetRef, ...], where: str) -> None:
-        """Unknown backend -> 400; a backend that cannot serve what the stable side serves -> 400."""
+        """Unknown backend -> 400; a backend that cannot serve what the stable side serves -> 400 (a shadow
+        need only serve one of the generation endpoints the stable side serves: those are what is mirrored)."""
         stable = self.require(model).stable
         needed = frozenset.intersection(*(self.endpoints.get(t.backend, frozenset()) for t in stable))
         for index, target in enumerate(targets):
@@ -249,6 +279,13 @@ class RolloutService:
                 known = ", ".join(sorted(self.endpoints)) or "none"
                 raise InvalidRequest(f"Unknown backend `{target.backend}` (configured: {known}).",
                                      param=f"{where}.{index}.backend", code="unknown_backend")
+            if where == "shadow":
+                mirrored = needed & _MIRRORED
+                if not mirrored & served:
+                    what = " or ".join(sorted(mirrored)) or "chat or completions"
+                    raise InvalidRequest(f"Backend `{target.backend}` cannot shadow `{model}`: it does not serve "
+                                         f"{what}.", param=f"{where}.{index}.backend", code="unsupported_endpoint")
+                continue
             missing = needed - served
             if missing:
                 raise InvalidRequest(f"Backend `{target.backend}` does not serve {', '.join(sorted(missing))}, "

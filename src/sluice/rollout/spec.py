@@ -47,7 +47,23 @@ def from_spec(model: str, version: int, spec: dict[str, Any]) -> Deployment:
         raise SpecError(f"candidate_weight: {weight!r} is not a percentage in [0, 100]")
     if values.get("strategy", "canary") not in ("canary", "blue_green"):
         raise SpecError(f"strategy: {values['strategy']!r} is not canary or blue_green")
+    sticky = values.get("sticky_key", "user")
+    if not is_sticky_key(sticky):
+        raise SpecError(f"sticky_key: {sticky!r} is not user, random or header:<name>")
+    rate = values.get("shadow_sample_rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise SpecError(f"shadow_sample_rate: {rate!r} is not a rate in [0, 1]")
+    bound = values.get("shadow_max_concurrency", 1)
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise SpecError(f"shadow_max_concurrency: {bound!r} is not a whole number of at least 1")
     return Deployment(model=model, version=version, **values)
+
+
+def is_sticky_key(value: object) -> bool:
+    """`user`, `random` or `header:<name>`: what keeps a caller on one side of a rollout."""
+    if value in ("user", "random"):
+        return True
+    return isinstance(value, str) and value.startswith("header:") and bool(value[7:].strip())
 
 
 def target_to_dict(target: TargetRef) -> dict[str, Any]:
@@ -86,4 +102,5 @@ def unknown_backends(deployment: Deployment, backends: Iterable[str]) -> list[st
     return problems
 
 
-__all__ = ["SpecError", "from_spec", "target_to_dict", "targets_from", "to_spec", "unknown_backends"]
+__all__ = ["SpecError", "from_spec", "is_sticky_key", "target_to_dict", "targets_from", "to_spec",
+           "unknown_backends"]

@@ -46,6 +46,11 @@ def mann_whitney_greater(candidate: Sequence[float], stable: Sequence[float]) ->
     return TestResult(float(result.statistic), float(result.pvalue))
 
 
+def load_scipy() -> None:
+    """Import what the tests need (seconds on a busy machine), so the first analysis does not wait for it."""
+    import scipy.stats  # noqa: F401
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0–100), linear interpolation between closest ranks (numpy's default)."""
     if not values:
@@ -69,4 +74,4 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
-__all__ = ["TestResult", "mann_whitney_greater", "percentile", "relative_increase", "two_proportion_z"]
+__all__ = ["TestResult", "load_scipy", "mann_whitney_greater", "percentile", "relative_increase", "two_proportion_z"]

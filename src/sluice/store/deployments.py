@@ -105,6 +105,8 @@ class RoleRow:
 
     route_role: str | None
     error_class: str | None
+    target: str | None
+    upstream_model: str | None
     ttft_s: float | None
     tpot_s: float | None
     e2e_s: float | None
@@ -264,7 +266,8 @@ async def role_rows(engine: AsyncEngine, model: str, start: float, end: float) -
     """Requests for `model` that arrived in [start, end) and were routed to a rollout side, cache hits
     excluded (they never reached either version). Uses the (model, created_at) index."""
     log = _LOG.c
-    statement = (select(log.route_role, log.error_class, log.ttft_s, log.tpot_s, log.e2e_s, log.cost_usd)
+    statement = (select(log.route_role, log.error_class, log.target, log.upstream_model, log.ttft_s, log.tpot_s,
+                        log.e2e_s, log.cost_usd)
                  .where(log.model == model, log.created_at >= start, log.created_at < end,
                         log.route_role.in_(("stable", "candidate")), log.cache_hit.is_(None)))
     async with engine.connect() as connection:
