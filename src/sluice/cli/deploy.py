@@ -5,7 +5,6 @@ Other rollout commands join this group with `deploy_app.command(NAME)(function)`
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import time
@@ -20,6 +19,15 @@ from rich.table import Table
 from rich.text import Text
 
 from sluice.cli.common import console, err_console
+from sluice.cli.deploy_view import (
+    diff_text,
+    overview_table,
+    print_change,
+    print_detail,
+    print_verdict,
+    print_verdict_line,
+    time_text,
+)
 
 DEFAULT_URL = "http://127.0.0.1:4000"
 deploy_app = typer.Typer(help="Deployments and rollouts: weights, blue-green switches, progressive canaries with "
@@ -92,14 +100,14 @@ def status(model: str | None = typer.Argument(None, help="One model in detail; a
         listing = client.get("/admin/deployments")
         if as_json:
             return _print_json(listing)
-        console.print(_overview(listing["data"]))
+        console.print(overview_table(listing["data"]))
         for name, problem in listing["problems"].items():
             console.print(f"[yellow]{escape(name)}:[/] {escape(problem)}")
         return None
     view = client.get(_path(model))
     if as_json:
         return _print_json(view)
-    _detail(view)
+    print_detail(view)
     return None
 
 
@@ -193,9 +201,9 @@ def start_canary(
     client = AdminClient(url, key, actor)
     result = client.post(_path(model, "start-canary"), body)
     if not wait:
-        return _print_json(result) if as_json else _changed(result)
+        return _print_json(result) if as_json else print_change(result)
     if not as_json:
-        _changed(result)
+        print_change(result)
     run = _follow(client, model, result["canary"]["id"], as_json)
     raise typer.Exit(0 if run["state"] == "promoted" else 1)
 
@@ -226,8 +234,8 @@ def history(model: str = MODEL, limit: int = typer.Option(20, "-n", "--limit", m
     for column in ("time", "version", "action", "actor", "change", "reason"):
         table.add_column(column, overflow="fold")
     for event in events["data"]:
-        table.add_row(_time(event["created_at"]), str(event["version"]), event["action"], Text(event["actor"]),
-                      Text(_diff(event["before"], event["after"])), Text(event["reason"] or "-"))
+        table.add_row(time_text(event["created_at"]), str(event["version"]), event["action"], Text(event["actor"]),
+                      Text(diff_text(event["before"], event["after"])), Text(event["reason"] or "-"))
     console.print(table if events["data"] else f"no changes recorded for {escape(model)}")
     return None
 
@@ -239,27 +247,14 @@ def analyze(model: str = MODEL, window_s: int = typer.Option(300, "--window", mi
     result = AdminClient(url, key).get(_path(model, "analysis"), window_s=window_s)
     if as_json:
         return _print_json(result)
-    _verdict(result)
+    print_verdict(result)
     return None
 
 
 def _change(url: str, key: str | None, actor: str | None, model: str, action: str, body: dict[str, Any],
             as_json: bool) -> None:
     result = AdminClient(url, key, actor).post(_path(model, action), body)
-    _print_json(result) if as_json else _changed(result)
-
-
-def _changed(result: dict[str, Any]) -> None:
-    d = result["deployment"]
-    console.print(f"[bold]{escape(d['model'])}[/] v{d['version']}: stable {escape(_targets(d['stable']))}, "
-                  f"candidate {escape(_targets(d['candidate']) or '-')} at [bold]{d['candidate_weight']:g} %[/]"
-                  f" ({d['strategy']})")
-    if d.get("shadow"):
-        console.print(f"shadow {escape(_shadow(d))}")
-    run = result.get("canary")
-    if run:
-        console.print(f"canary {run['id']}: [bold]{run['state']}[/], step {run['step']}/{len(run['steps'])} "
-                      f"({_steps_text(run)}), {run['interval_s']:g} s a step")
+    _print_json(result) if as_json else print_change(result)
 
 
 def _follow(client: AdminClient, model: str, run_id: int, as_json: bool) -> dict[str, Any]:
@@ -274,75 +269,12 @@ def _follow(client: AdminClient, model: str, run_id: int, as_json: bool) -> dict
                 if as_json:
                     print(json.dumps(verdict), flush=True)
                 else:
-                    _verdict_line(verdict)
+                    print_verdict_line(verdict)
         if run["state"] != "running":
             if not as_json:
                 console.print(f"canary {run_id}: [bold]{run['state']}[/]")
             return run
         time.sleep(1.0)
-
-
-def _overview(deployments: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("model", "ver", "strategy", "stable", "candidate", "weight", "shadow", "canary", "source"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("ver", "weight") else "left")
-    for d in deployments:
-        run = d["canary"]
-        canary = "-" if run is None else f"{run['state']} {run['step']}/{len(run['steps'])}"
-        table.add_row(Text(d["model"]), str(d["version"]), d["strategy"], Text(_targets(d["stable"])),
-                      Text(_targets(d["candidate"]) or "-"), f"{d['candidate_weight']:g} %",
-                      Text(_shadow(d) or "-"), canary, d["source"] + (" [yellow](problem)[/]" if d["problem"] else ""))
-    return table
-
-
-def _detail(view: dict[str, Any]) -> None:
-    _changed({"deployment": view, "canary": view["canary"]})
-    if view["problem"]:
-        console.print(f"[yellow]{escape(view['problem'])}[/]")
-    run = view["canary"]
-    if run is None:
-        return
-    if run["next_analysis_at"]:
-        console.print(f"next analysis in {max(0.0, run['next_analysis_at'] - time.time()):.0f} s "
-                      f"(extensions {run['extensions']}/{run['settings']['max_extensions']})")
-    for verdict in reversed(run["verdicts"]):
-        _verdict_line(verdict)
-
-
-def _verdict_line(verdict: dict[str, Any]) -> None:
-    evidence = verdict["evidence"]
-    colour = {"pass": "green", "fail": "red"}.get(verdict["verdict"], "yellow")
-    console.print(f"  {_time(verdict['created_at'])} step {verdict['step']} at {verdict['weight']:g} %: "
-                  f"[{colour}]{verdict['verdict']}[/] -> {verdict['action']}  "
-                  f"(stable n={evidence['stable']['requests']}, candidate n={evidence['candidate']['requests']})"
-                  + "".join(f"\n    {escape(reason)}" for reason in evidence["reasons"]))
-
-
-def _verdict(result: dict[str, Any]) -> None:
-    colour = {"pass": "green", "fail": "red"}.get(result["verdict"], "yellow")
-    console.print(f"[bold]{escape(result['model'])}[/]: [{colour}]{result['verdict']}[/] over "
-                  f"{result['window_end'] - result['window_start']:.0f} s (alpha {result['alpha']}, "
-                  f"min {result['min_requests']} requests a side)")
-    sides = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("side", "requests", "errors", "TTFT p50", "TTFT p99", "TPOT p99", "E2E p99", "cost/req"):
-        sides.add_column(column, justify="left" if column == "side" else "right")
-    for name in ("stable", "candidate"):
-        s = result[name]
-        cost = "-" if s["cost_mean_usd"] is None else f"${s['cost_mean_usd']:.6f}"
-        sides.add_row(name, str(s["requests"]), f"{s['failure_rate']:.2%}", _ms(s["ttft_p50_s"]),
-                      _ms(s["ttft_p99_s"]), _ms(s["tpot_p99_s"]), _ms(s["e2e_p99_s"]), cost)
-    console.print(sides)
-    checks = Table(box=None, header_style="bold", pad_edge=False, caption="latency in ms; increase: error rate in "
-                   "points, the others relative")
-    for column in ("check", "outcome", "increase", "limit", "p-value", "note"):
-        checks.add_column(column, overflow="fold")
-    for c in result["checks"]:
-        pct = c["name"] != "error_rate"
-        checks.add_row(c["name"], c["outcome"], _share(c["increase"], pct), _share(c["threshold"], pct),
-                       "-" if c["p_value"] is None else f"{c['p_value']:.3g}", Text(c["note"]))
-    console.print(checks)
-    for reason in result["reasons"]:
-        console.print(f"- {escape(reason)}")
 
 
 def _target(spec: str, option: str = "--candidate") -> dict[str, Any]:
@@ -377,52 +309,6 @@ def _threshold(item: str) -> tuple[str, float]:
         return name.strip(), float(value)
     except ValueError:
         fail(f"--threshold {item!r}: expected NAME=NUMBER, e.g. max_ttft_p99_increase=0.5", code=2)
-
-
-def _targets(targets: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{t['backend']}:{t['model']}" + ("" if t["weight"] == 100 else f"@{t['weight']:g}")
-                     for t in targets)
-
-
-def _shadow(deployment: dict[str, Any]) -> str:
-    """`l4:qwen3-8b (25 %, ≤ 8 in flight)`, or "" when nothing is mirrored."""
-    if not deployment.get("shadow"):
-        return ""
-    return (f"{_targets(deployment['shadow'])} ({deployment['shadow_sample_rate'] * 100:g} %, "
-            f"≤ {deployment['shadow_max_concurrency']} in flight)")
-
-
-def _steps_text(run: dict[str, Any]) -> str:
-    return " -> ".join(f"[bold]{w:g}[/]" if i == run["step"] - 1 else f"{w:g}" for i, w in enumerate(run["steps"]))
-
-
-def _diff(before: dict[str, Any] | None, after: dict[str, Any]) -> str:
-    if before is None:
-        return "created"
-    shown = {"strategy": str, "stable": _targets, "candidate": lambda targets: _targets(targets or []) or "-",
-             "candidate_weight": lambda weight: f"{weight:g} %",
-             "shadow": lambda targets: _targets(targets or []) or "-",
-             "shadow_sample_rate": lambda rate: f"{(1.0 if rate is None else rate) * 100:g} %",
-             "shadow_max_concurrency": str}
-    labels = {"candidate_weight": "weight", "shadow_sample_rate": "shadow rate",
-              "shadow_max_concurrency": "shadow max in flight"}
-    changes = [f"{labels.get(name, name)} {show(before.get(name))} -> {show(after.get(name))}"
-               for name, show in shown.items() if before.get(name) != after.get(name)]
-    return "; ".join(changes) or "no change"
-
-
-def _time(unix_s: float) -> str:
-    return dt.datetime.fromtimestamp(unix_s).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.1f}"
-
-
-def _share(value: float | None, relative: bool) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.0%}" if relative else f"{value * 100:+.2f} pp"
 
 
 # Commands from other rollout modules join the group here.
