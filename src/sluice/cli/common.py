@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -11,6 +13,10 @@ from rich.markup import escape
 from sluice.config import SluiceConfig, load_config
 from sluice.errors import ConfigError
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -21,3 +27,40 @@ def load_or_exit(path: Path | None) -> SluiceConfig:
     except ConfigError as exc:
         err_console.print(f"[red]config error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+
+
+def read_store(url: str, work: Callable[[AsyncEngine], Awaitable[T]], *, what: str = "the request log",
+               hint: str = "") -> T:
+    """Open the store read-side, run `work(engine)`, and turn a missing file or an unreadable store into a
+    clear error naming `what` (`hint` is added to the second)."""
+    import asyncio
+
+    from sqlalchemy.exc import DBAPIError
+
+    from sluice.store import create_engine, display_url
+    from sluice.store.db import sqlite_path
+
+    try:
+        path = sqlite_path(url)
+    except ConfigError as error:
+        exit_with(str(error), code=2)
+    if path is not None and not Path(path).exists():
+        exit_with(f"no {what.removeprefix('the ')} at {display_url(url)}: the file does not exist "
+                  "(the gateway creates it on start; pass --db or --config)")
+
+    async def main() -> T:
+        engine = create_engine(url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DBAPIError as error:
+        exit_with(f"cannot read {what} at {display_url(url)}: {error.orig or error}{hint}")
+
+
+def exit_with(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import json
@@ -13,11 +12,10 @@ from typing import Any, NoReturn
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.catalog import CatalogError, builtin_catalog, load_prices
-from sluice.cli.common import console, err_console, load_or_exit
+from sluice.cli.common import console, err_console, load_or_exit, read_store
 from sluice.cli.logs import resolve_url
 from sluice.config import SluiceConfig
 from sluice.cost.gpu_report import GPUUsage, gpu_usage
@@ -26,8 +24,6 @@ from sluice.cost.report import GROUPINGS, CostReport, CostRow, cost_report, pars
 from sluice.cost.report import format_usd as _usd
 from sluice.cost.report_plot import plot_cost_report
 from sluice.errors import ConfigError
-from sluice.store import create_engine, display_url
-from sluice.store.db import sqlite_path
 
 cost_app = typer.Typer(help="Cost: reports over the request log, and which price each target gets.",
                        no_args_is_help=True)
@@ -240,25 +236,7 @@ def _window_text(since: float | None, until: float | None) -> str:
 
 
 def _read(url: str, work: Any) -> Any:
-    """Open the store read-side and run `work`; a missing or unreadable store is a clear error."""
-    try:
-        path = sqlite_path(url)
-    except ConfigError as error:
-        _fail(str(error), code=2)
-    if path is not None and not Path(path).exists():
-        _fail(f"no request log at {display_url(url)}: the file does not exist (pass --db or --config)")
-
-    async def main() -> Any:
-        engine = create_engine(url)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except DBAPIError as error:
-        _fail(f"cannot read the request log at {display_url(url)}: {error.orig or error}")
+    return read_store(url, work)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
@@ -13,12 +12,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.cli.common import console, err_console
+from sluice.cli.common import console, err_console, read_store
 from sluice.cli.logs import resolve_url
-from sluice.errors import ConfigError
 from sluice.rollout.shadow_report import (
     DEFAULT_SINCE,
     Latency,
@@ -27,8 +24,6 @@ from sluice.rollout.shadow_report import (
     parse_since,
     report_to_json,
 )
-from sluice.store import create_engine, display_url
-from sluice.store.db import sqlite_path
 
 
 def shadow_report(
@@ -145,27 +140,8 @@ def _pct(value: float | None) -> str:
 
 
 def _read(url: str, work: Callable[[AsyncEngine], Awaitable[ShadowReport]]) -> ShadowReport:
-    """Open the store read-side and run `work(engine)`; a missing file or unreadable store is a clear error."""
-    try:
-        path = sqlite_path(url)
-    except ConfigError as error:
-        _fail(str(error), code=2)
-    if path is not None and not Path(path).exists():
-        _fail(f"no store at {display_url(url)}: the file does not exist (the gateway creates it on start; "
-              "pass --db or --config)")
-
-    async def main() -> ShadowReport:
-        engine = create_engine(url)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except DBAPIError as error:
-        _fail(f"cannot read shadow pairs at {display_url(url)}: {error.orig or error} "
-              "(a store older than this version? start the gateway once to migrate it)")
+    return read_store(url, work, what="shadow pairs", hint=" (a store older than this version? start the gateway "
+                      "once to migrate it)")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

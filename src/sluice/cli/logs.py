@@ -16,14 +16,11 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.cli.common import console, err_console, load_or_exit
-from sluice.errors import ConfigError
+from sluice.cli.common import console, err_console, load_or_exit, read_store
 from sluice.gateway.record import RequestRecord
-from sluice.store import create_engine, display_url, request_log
-from sluice.store.db import sqlite_path
+from sluice.store import request_log
 
 DEFAULT_DB = "sqlite:///sluice.db"
 
@@ -45,26 +42,7 @@ def resolve_url(db: str | None, config: Path | None) -> str:
 
 
 def _run(url: str, work: Callable[[AsyncEngine], Awaitable[_T]]) -> _T:
-    """Open the store read-side, run `work`, and turn a missing log into a clear message."""
-    try:
-        path = sqlite_path(url)
-        if path is not None and not Path(path).exists():
-            _fail(f"no request log at {display_url(url)}: the file does not exist "
-                  "(the gateway creates it on start; pass --db or --config)")
-    except ConfigError as error:
-        _fail(str(error), code=2)
-
-    async def main() -> _T:
-        engine = create_engine(url)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except DBAPIError as error:
-        _fail(f"cannot read the request log at {display_url(url)}: {error.orig or error}")
+    return read_store(url, work)
 
 
 def _fail(message: str, code: int = 1) -> Any:
