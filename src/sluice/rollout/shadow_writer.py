@@ -1,32 +1,34 @@
 """The shadow-pair writer: a bounded queue off the request path, drained into batched inserts.
 
-The pattern of the request-log writer (telemetry/log_writer.py), simpler on purpose: pairs are samples for
-a report, so a full queue drops the new pair (counted) instead of holding it, and nothing is retried past
-`close()`.
+The request-log writer's `BatchWriter` (telemetry/batch_writer.py), with another policy on purpose: pairs are
+samples for a report, so a full queue drops the new pair (counted) instead of holding it, and nothing is
+retried past `close()`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 import time
 from dataclasses import replace
-from typing import Final, Literal
+from typing import Literal
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair
 from sluice.store import shadow_pairs
-from sluice.telemetry.log_writer import REDACT_SLICE_S
+from sluice.telemetry.batch_writer import (
+    Admission,
+    BatchWriter,
+    DropOverflow,
+    RowsRejected,
+    insert_retrying,
+    map_yielding,
+)
 from sluice.telemetry.redact import redact
 
 log = logging.getLogger("sluice.shadow")
 
-_WAKE: Final = object()  # put on the queue by close() to wake a drainer waiting for pairs
 BodyMode = Literal["full", "redacted", "none"]
 
 
@@ -38,16 +40,13 @@ class ShadowPairWriter:
                  retry_initial_s: float = 0.05, retry_max_s: float = 5.0) -> None:
         self._engine = engine
         self._log_bodies = log_bodies
-        self._batch_size = batch_size
-        self._flush_interval_s = flush_interval_s
         self._metrics = metrics
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
-        self._task: asyncio.Task[None] | None = None
-        self._in_batch = 0
-        self._closing = False
-        self._closed = False
+        self._batches: BatchWriter[ShadowPair] = BatchWriter(
+            self._write, queue_size=queue_size, batch_size=batch_size, flush_interval_s=flush_interval_s,
+            overflow=DropOverflow(), on_write_crash=self._write_crashed, task_name="sluice-shadow-pair-writer",
+        )
         self._last_drop_log = 0.0
         self.pairs_written = 0
         self.pairs_dropped = 0
@@ -55,104 +54,47 @@ class ShadowPairWriter:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize() + self._in_batch
+        return self._batches.queue_depth
 
     def submit(self, pair: ShadowPair) -> None:
         """Queue a pair; never blocks, never raises. A full queue drops it (counted)."""
-        if self._closed or self._closing:
+        admission = self._batches.submit(pair)
+        if admission is Admission.REFUSED_CLOSED:
             self._drop(1, "the shadow-pair writer is closed")
-            return
-        try:
-            self._queue.put_nowait(pair)
-        except asyncio.QueueFull:
+        elif admission is Admission.REFUSED_FULL:
             self._drop(1, "the shadow-pair queue is full (the store is slower than the mirrored traffic)")
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sluice-shadow-pair-writer")
+        await self._batches.start()
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Write what was submitted, then stop; gives up (dropping the rest, counted) after `timeout_s`."""
-        if self._closed:
-            return
-        await self.start()
-        assert self._task is not None
-        self._closing = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_WAKE)
-        done, _ = await asyncio.wait({self._task}, timeout=timeout_s)
-        if not done:
-            unwritten = self.queue_depth
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._drop(unwritten, f"close() timed out after {timeout_s:.1f} s")
-        self._closed = True
+        unwritten = await self._batches.close(timeout_s)
+        self._drop(unwritten, f"close() timed out after {timeout_s:.1f} s")
 
-    async def _run(self) -> None:
-        while True:
-            batch = await self._collect()
-            if batch:
-                self._in_batch = len(batch)
-                try:
-                    await self._write(batch)
-                except Exception:  # the loop must outlive any bug in a batch
-                    log.exception("shadow pairs: %d pairs lost to an unexpected error", len(batch))
-                    self._count_dropped(len(batch))
-                finally:
-                    self._in_batch = 0
-            if self._closing and self._queue.empty():
-                return
-
-    async def _collect(self) -> list[ShadowPair]:
-        """Wait for a pair, then gather up to `batch_size` or until `flush_interval_s` has passed."""
-        batch: list[ShadowPair] = []
-        item = await self._queue.get()
-        if item is not _WAKE:
-            batch.append(item)  # type: ignore[arg-type]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval_s
-        while len(batch) < self._batch_size and not self._closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    item = await self._queue.get()
-            except TimeoutError:
-                break
-            if item is not _WAKE:
-                batch.append(item)  # type: ignore[arg-type]
-        while self._closing and len(batch) < self._batch_size and not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not _WAKE:
-                batch.append(item)  # type: ignore[arg-type]
-        return batch
+    def _write_crashed(self, count: int, error: Exception) -> None:
+        log.error("shadow pairs: %d pairs lost to an unexpected error", count, exc_info=error)
+        self._count_dropped(count)
 
     async def _write(self, batch: list[ShadowPair]) -> None:
         pairs = await self._apply_body_mode(batch)
-        delay = self._retry_initial_s
-        while True:
-            try:
-                await shadow_pairs.insert_many(self._engine, pairs)
-            except Exception as error:
-                if _is_permanent(error):
-                    await self._write_one_by_one(pairs)
-                    return
-                self.write_errors += 1
-                if self._metrics is not None:
-                    self._metrics.pair_write_errors.inc()
-                log.warning("shadow pairs: writing %d pairs failed (will retry): %s", len(pairs), error)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: replicas retry out of step
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            self._count_written(len(pairs))
+        try:
+            await insert_retrying(self._insert, pairs, retry_initial_s=self._retry_initial_s,
+                                  retry_max_s=self._retry_max_s,
+                                  on_error=lambda error: self._write_failed(error, len(pairs)))
+        except RowsRejected:
+            await self._write_one_by_one(pairs)
             return
+        self._count_written(len(pairs))
+
+    async def _insert(self, pairs: list[ShadowPair]) -> None:
+        await shadow_pairs.insert_many(self._engine, pairs)
 
     async def _write_one_by_one(self, pairs: list[ShadowPair]) -> None:
         """One bad row must not sink its batch."""
         for pair in pairs:
             try:
-                await shadow_pairs.insert_many(self._engine, [pair])
+                await self._insert([pair])
             except Exception as error:
                 log.error("shadow pairs: dropped the pair of request %s: %s", pair.request_id, error)
                 self._count_dropped(1)
@@ -164,14 +106,13 @@ class ShadowPairWriter:
             return batch
         if self._log_bodies == "none":
             return [_without_bodies(pair) for pair in batch]
-        redacted: list[ShadowPair] = []
-        slice_start = time.perf_counter()
-        for pair in batch:
-            redacted.append(_redacted(pair))
-            if time.perf_counter() - slice_start > REDACT_SLICE_S:  # keep the event loop responsive
-                await asyncio.sleep(0)
-                slice_start = time.perf_counter()
-        return redacted
+        return await map_yielding(_redacted, batch)
+
+    def _write_failed(self, error: Exception, count: int) -> None:
+        self.write_errors += 1
+        if self._metrics is not None:
+            self._metrics.pair_write_errors.inc()
+        log.warning("shadow pairs: writing %d pairs failed (will retry): %s", count, error)
 
     def _count_written(self, count: int) -> None:
         self.pairs_written += count
@@ -191,13 +132,6 @@ class ShadowPairWriter:
         self.pairs_dropped += count
         if self._metrics is not None:
             self._metrics.pairs_dropped.inc(count)
-
-
-def _is_permanent(error: Exception) -> bool:
-    """Errors caused by the rows themselves: retrying the same rows cannot succeed."""
-    if isinstance(error, IntegrityError | DataError):
-        return True
-    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)
 
 
 def _without_bodies(pair: ShadowPair) -> ShadowPair:

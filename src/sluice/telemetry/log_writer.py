@@ -2,42 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import StoreConfig
 from sluice.gateway.record import RequestRecord
 from sluice.store.request_log import insert_many
+from sluice.telemetry.batch_writer import (
+    REDACT_SLICE_S,
+    Admission,
+    BatchWriter,
+    HoldOverflow,
+    RowsRejected,
+    insert_retrying,
+    map_yielding,
+)
 from sluice.telemetry.redact import redact
 
 log = logging.getLogger("sluice.request_log")
-
-_WAKE: Final = object()  # put on the queue by close() to wake a drainer waiting for records
-REDACT_SLICE_S = 0.001  # redaction yields to the event loop after this much work (keeps loop lag ~1 ms)
-
-
-def _is_permanent(error: Exception) -> bool:
-    """Errors caused by the rows themselves: retrying the same rows cannot succeed."""
-    if isinstance(error, IntegrityError | DataError):
-        return True
-    # A StatementError that is not a DBAPIError failed while binding parameters, before the database.
-    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)
-
-
-class _RowsRejected(Exception):
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 class RequestLogWriter:
@@ -72,12 +58,12 @@ class RequestLogWriter:
         self._overflow_limit = overflow_limit
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=config.queue_size)
-        self._overflow: deque[RequestRecord] = deque()
-        self._in_flight = 0
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._closed = False
+        self._batches: BatchWriter[RequestRecord] = BatchWriter(
+            self._write, queue_size=config.queue_size, batch_size=config.batch_size,
+            flush_interval_s=config.flush_interval_s, overflow=HoldOverflow(overflow_limit),
+            on_write_crash=self._write_crashed, on_queue_full=self._queue_was_full,
+            task_name="sluice-request-log-writer",
+        )
         self._last_error_log = 0.0
         self._last_drop_log = 0.0
         self._last_full_log = 0.0
@@ -90,16 +76,26 @@ class RequestLogWriter:
     @property
     def queue_depth(self) -> int:
         """Records submitted and not yet written: queued, waiting in overflow, and in the current batch."""
-        return self._queue.qsize() + len(self._overflow) + self._in_flight
+        return self._batches.queue_depth
 
     def submit(self, record: RequestRecord) -> None:
         """Hand a finished request's record to the log; never blocks, never raises."""
-        if self._closed:
+        admission = self._batches.submit(record)
+        if admission is Admission.REFUSED_CLOSED:
             self._drop(1, "the request-log writer is closed")
-            return
-        if not self._overflow and not self._queue.full():
-            self._queue.put_nowait(record)
-            return
+        elif admission is Admission.REFUSED_FULL:
+            self._drop(1, f"the queue and its overflow ({self._overflow_limit} records) are full")
+
+    async def start(self) -> None:
+        await self._batches.start()
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Write everything submitted so far (queue and overflow), then stop; gives up after `timeout_s`."""
+        unwritten = await self._batches.close(timeout_s)
+        self._drop(unwritten, f"close() timed out after {timeout_s:.1f} s")
+
+    def _queue_was_full(self) -> None:
+        # Called before the record is held (or refused), so the count includes it.
         self.queue_full_events += 1
         _notify(self._on_queue_full)
         now = time.monotonic()
@@ -107,109 +103,33 @@ class RequestLogWriter:
             self._last_full_log = now
             log.warning("request log: queue full, %d records waiting (the store is slower than the traffic)",
                         self.queue_depth + 1)
-        if len(self._overflow) >= self._overflow_limit:
-            self._drop(1, f"the queue and its overflow ({self._overflow_limit} records) are full")
-            return
-        self._overflow.append(record)
 
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sluice-request-log-writer")
-
-    async def close(self, timeout_s: float = 30.0) -> None:
-        """Write everything submitted so far (queue and overflow), then stop; gives up after `timeout_s`."""
-        if self._closed:
-            return
-        await self.start()  # records submitted before start() still get written
-        assert self._task is not None
-        self._closing = True
-        self._wake()
-        done, _ = await asyncio.wait({self._task}, timeout=timeout_s)
-        if not done:
-            unwritten = self.queue_depth
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._drop(unwritten, f"close() timed out after {timeout_s:.1f} s")
-        self._closed = True
-
-    def _wake(self) -> None:
-        # A full queue means the drainer has work and will see `_closing` anyway.
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_WAKE)
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self._collect()
-            if batch:
-                self._in_flight = len(batch)
-                try:
-                    await self._write(batch)
-                except Exception:  # the loop must outlive any bug in a batch
-                    log.exception("request log: %d rows lost to an unexpected error", len(batch))
-                    self._count_dropped(len(batch))
-                finally:
-                    self._in_flight = 0
-            if self._closing and self._queue.empty():
-                return
-
-    async def _collect(self) -> list[RequestRecord]:
-        """Wait for a record, then gather up to `batch_size` or until `flush_interval_s` has passed."""
-        batch: list[RequestRecord] = []
-        self._take(await self._queue.get(), batch)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.flush_interval_s
-        while len(batch) < self._config.batch_size:
-            if not self._queue.empty():
-                self._take(self._queue.get_nowait(), batch)
-                continue
-            remaining = deadline - loop.time()
-            if self._closing or remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    item = await self._queue.get()
-            except TimeoutError:
-                break
-            self._take(item, batch)
-        return batch
-
-    def _take(self, item: object, batch: list[RequestRecord]) -> None:
-        # A record just left the queue: the oldest overflow record takes its place, keeping arrival order.
-        if self._overflow:
-            self._queue.put_nowait(self._overflow.popleft())
-        if item is not _WAKE:
-            batch.append(item)  # type: ignore[arg-type]
+    def _write_crashed(self, rows: int, error: Exception) -> None:
+        log.error("request log: %d rows lost to an unexpected error", rows, exc_info=error)
+        self._count_dropped(rows)
 
     async def _write(self, batch: list[RequestRecord]) -> None:
         records = await self._apply_body_mode(batch)
         try:
             await self._insert_retrying(records)
-        except _RowsRejected:
+        except RowsRejected:
             # One bad row (a duplicate request id, say) must not sink its batch: write rows one by one.
             for record in records:
                 try:
                     await self._insert_retrying([record])
-                except _RowsRejected as rejected:
+                except RowsRejected as rejected:
                     log.error("request log: dropped request %s: %s", record.request_id, rejected.cause)
                     self._count_dropped(1)
 
     async def _insert_retrying(self, records: list[RequestRecord]) -> None:
-        delay = self._retry_initial_s
-        while True:
-            try:
-                await insert_many(self._engine, records)
-            except Exception as error:
-                if _is_permanent(error):
-                    raise _RowsRejected(error) from error
-                self.write_errors += 1
-                _notify(self._on_write_error)
-                self._log_write_error(error, len(records))
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: replicas retry out of step
-                delay = min(delay * 2, self._retry_max_s)
-                continue
-            self.rows_written += len(records)
-            _notify(self._on_rows_written, len(records))
-            return
+        await insert_retrying(self._insert, records, retry_initial_s=self._retry_initial_s,
+                              retry_max_s=self._retry_max_s,
+                              on_error=lambda error: self._write_failed(error, len(records)))
+        self.rows_written += len(records)
+        _notify(self._on_rows_written, len(records))
+
+    async def _insert(self, records: list[RequestRecord]) -> None:
+        await insert_many(self._engine, records)
 
     async def _apply_body_mode(self, batch: list[RequestRecord]) -> list[RequestRecord]:
         mode = self._config.log_bodies
@@ -217,18 +137,11 @@ class RequestLogWriter:
             return batch
         if mode == "none":
             return [_without_bodies(record) for record in batch]
-        # Redaction is CPU work (~30 µs per KB) on the event loop's thread; yielding every millisecond
-        # keeps loop lag near 1 ms, where a worker thread fighting for the GIL measured 8-12 ms.
-        redacted: list[RequestRecord] = []
-        slice_start = time.perf_counter()
-        for record in batch:
-            redacted.append(_redacted(record))
-            if time.perf_counter() - slice_start > REDACT_SLICE_S:
-                await asyncio.sleep(0)
-                slice_start = time.perf_counter()
-        return redacted
+        return await map_yielding(_redacted, batch)
 
-    def _log_write_error(self, error: Exception, rows: int) -> None:
+    def _write_failed(self, error: Exception, rows: int) -> None:
+        self.write_errors += 1
+        _notify(self._on_write_error)
         now = time.monotonic()
         if now - self._last_error_log >= 10.0:  # an outage logs every 10 s, not every retry
             self._last_error_log = now
@@ -241,7 +154,7 @@ class RequestLogWriter:
         self._count_dropped(rows)
         self._drops_not_logged += rows
         now = time.monotonic()
-        if now - self._last_drop_log >= 10.0 or self._closing:  # a flood of drops logs every 10 s
+        if now - self._last_drop_log >= 10.0 or self._batches.closing:  # a flood of drops logs every 10 s
             self._last_drop_log = now
             log.error("request log: %d rows dropped: %s", self._drops_not_logged, reason)
             self._drops_not_logged = 0
