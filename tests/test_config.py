@@ -192,6 +192,43 @@ def test_a_model_needs_at_least_one_target() -> None:
     assert "  - models.m.targets: at least one target is needed (or a `router`)" in message
 
 
+@pytest.mark.parametrize("sticky_key", ["user", "random", "header:x-user-id", "header:X-Tenant"])
+def test_a_rollout_sticks_by_user_random_or_a_header(sticky_key: str) -> None:
+    config = parse_config({"backends": {"a": OPENAI_A},
+                           "models": {"m": {"targets": [{"backend": "a"}], "rollout": {"sticky_key": sticky_key}}}})
+
+    assert config.models["m"].rollout.sticky_key == sticky_key
+
+
+@pytest.mark.parametrize("sticky_key", ["usr", "header:", "header: x-user", "header:x user", "cookie:session"])
+def test_any_other_sticky_key_is_an_error_naming_the_key(sticky_key: str) -> None:
+    message = config_error({"backends": {"a": OPENAI_A},
+                            "models": {"m": {"targets": [{"backend": "a"}], "rollout": {"sticky_key": sticky_key}}}})
+
+    assert (f"  - models.m.rollout.sticky_key: {sticky_key!r} is not `user`, `random` or `header:<name>`"
+            in message)
+
+
+def test_a_nested_validator_error_is_named_with_its_full_path() -> None:
+    message = config_error({"rollout": {"canary": {"steps": [50, 10]}},
+                            "backends": {"a": {**OPENAI_A, "gpu_count": 2}}})
+
+    assert "  - rollout.canary.steps.1: steps must increase (50.0 -> 10.0)" in message
+    assert "  - backends.a: gpu_count is set but neither gpu nor gpu_hour_usd" in message
+    assert "Value error" not in message
+
+
+def test_a_simulated_backend_vllm_would_refuse_is_an_error_naming_the_backend() -> None:
+    too_long = {"type": "sim", "model": "llama-3.1-8b", "gpu": "l4", "max_model_len": 131072}
+    message = config_error({"backends": {"s": too_long, "t": {"type": "sim", "model": "llama-9", "gpu": "l4"},
+                                         "u": {"type": "sim", "model": "llama-3.1-8b", "gpu": "l44"}}})
+
+    assert re.search(r"  - backends\.s: llama-3\.1-8b on 1x l4, bf16 would not start: one max-model-len "
+                     r"sequence \(131072 tokens\) needs .* of KV cache", message)
+    assert "  - backends.t.model: unknown model 'llama-9'" in message
+    assert "  - backends.u.gpu: unknown GPU 'l44'; did you mean l4" in message
+
+
 def test_every_error_in_a_file_is_reported_not_just_the_first() -> None:
     message = config_error({"server": {"port": "abc", "hots": "x"}, "store": {"log_bodies": "all"}})
 

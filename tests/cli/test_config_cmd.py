@@ -68,6 +68,30 @@ def test_validate_exits_2_for_a_target_naming_an_unknown_backend(tmp_path: Path)
     assert "models.claude-haiku.targets.0.backend: unknown backend 'claud'" in result.stderr
 
 
+SIM_TOO_LONG = """
+backends:
+  sim-l4: {type: sim, model: llama-3.1-8b, gpu: l4, max_model_len: 131072}
+models:
+  chat: {targets: [{backend: sim-l4}]}
+"""
+
+
+def test_validate_rejects_a_simulated_backend_whose_kv_cache_cannot_hold_max_model_len_as_serve_does(
+        tmp_path: Path) -> None:
+    file = write(tmp_path, SIM_TOO_LONG)
+
+    results = [runner.invoke(app, [*command, str(file)], env=WIDE)
+               for command in (["config", "validate"], ["serve", "--config"])]
+
+    for result in results:
+        assert result.exit_code == 2
+        assert "backends.sim-l4: llama-3.1-8b on 1x l4, bf16 would not start" in result.stderr
+        assert "one max-model-len sequence (131072 tokens) needs 16.00 GiB of KV cache" in result.stderr
+    assert "valid" not in results[0].stdout
+    fitting = write(tmp_path, SIM_TOO_LONG.replace("131072", "8192"))
+    assert runner.invoke(app, ["config", "validate", str(fitting)], env=WIDE).exit_code == 0
+
+
 def test_validate_exits_2_for_a_missing_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "validate", str(tmp_path / "absent.yaml")], env=WIDE)
 

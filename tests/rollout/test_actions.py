@@ -82,6 +82,7 @@ def test_spec_round_trips_every_field() -> None:
     ({"stable": [{"backend": "blue", "model": "x", "colour": 1}]}, "unknown key 'colour'"),
     ({"stable": [{"backend": "blue", "model": "x"}], "sticky_key": "usr"}, "sticky_key: 'usr'"),
     ({"stable": [{"backend": "blue", "model": "x"}], "sticky_key": "header:"}, "sticky_key"),
+    ({"stable": [{"backend": "blue", "model": "x"}], "sticky_key": "header: x-user"}, "sticky_key"),
     ({"stable": [{"backend": "blue", "model": "x"}], "shadow_sample_rate": 2}, "shadow_sample_rate"),
     ({"stable": [{"backend": "blue", "model": "x"}], "shadow_max_concurrency": 0}, "shadow_max_concurrency"),
 ])

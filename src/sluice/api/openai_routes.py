@@ -91,8 +91,8 @@ async def list_models(request: Request) -> Response:
     router = state.gateway.router
     data = []
     for name, deployment in state.gateway.deployments.all().items():
-        if key is not None and not key.allows_model(name):
-            continue  # a virtual key sees only the models it may call
+        if (key is not None and not key.allows_model(name)) or name in router.difficulty:
+            continue  # a virtual key sees only the models it may call; router models are listed below
         model = state.config.models.get(name)
         targets = [{"backend": ref.backend, "type": state.backends[ref.backend].type, "model": ref.model,
                     "weight": ref.weight, "role": role}
@@ -102,6 +102,12 @@ async def list_models(request: Request) -> Response:
                      "description": model.description if model else None,
                      "endpoints": sorted(router.endpoints(deployment)), "targets": targets,
                      "fallbacks": list(router.policy(name).fallbacks)})
+    for name, model in state.config.models.items():  # router models: public names without targets of their own
+        if model.router is None or (key is not None and not key.allows_model(name)):
+            continue
+        data.append({"id": name, "object": "model", "created": state.started_at, "owned_by": "sluice",
+                     "description": model.description, "endpoints": sorted(router.router_endpoints(name)),
+                     "targets": [], "fallbacks": [], "router": model.router.model_dump()})
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 

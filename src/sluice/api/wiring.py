@@ -21,7 +21,6 @@ from sluice.rollout import DeploymentRegistry
 from sluice.rollout.controller import RolloutControl
 from sluice.rollout.shadow_mode import ShadowMode
 from sluice.routing import HealthChecker, Router, RoutingMetrics
-from sluice.routing.difficulty_router import DifficultyRouter, load_classifier
 from sluice.state import SharedState, StateError, open_state
 from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.metrics import GatewayMetrics
@@ -71,9 +70,6 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
                       pricing=build_pricing(config, metrics.registry))
     shadow = ShadowMode(config, deployments, backends, metrics.registry, pricing=gateway.pricing)
     gateway.shadow = shadow.mirror
-    gateway.difficulty = {name: DifficultyRouter(model.router.easy, model.router.hard,
-                                                 load_classifier(model.router.classifier), model.router.threshold)
-                          for name, model in config.models.items() if model.router is not None}
     cache = build_cache(config, metrics.registry, backends)
     if cache is not None:
         gateway.cache = cache

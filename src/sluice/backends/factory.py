@@ -12,7 +12,6 @@ from sluice.config import (
     SimBackendConfig,
     TransformersBackendConfig,
 )
-from sluice.errors import ConfigError
 
 
 def build_backend(name: str, config: BackendConfig) -> Backend:
@@ -36,19 +35,9 @@ def build_backend(name: str, config: BackendConfig) -> Backend:
         from sluice.backends.embedding import SentenceTransformerBackend
 
         return SentenceTransformerBackend(name, config)
-    if isinstance(config, SimBackendConfig):
-        from sluice.catalog import CatalogError
-        from sluice.plan import PlanError
+    if isinstance(config, SimBackendConfig):  # its validator already refused what would not start
         from sluice.sim import SimulatorBackend, build_simulator
 
-        try:
-            simulator = build_simulator(config.model, config.gpu, seed=config.seed,
-                                        tensor_parallel_size=config.tensor_parallel_size,
-                                        quantization=config.quantization, max_model_len=config.max_model_len,
-                                        gpu_memory_utilization=config.gpu_memory_utilization,
-                                        max_num_seqs=config.max_num_seqs,
-                                        max_num_batched_tokens=config.max_num_batched_tokens)
-        except (CatalogError, PlanError) as exc:  # unknown id, or a deployment vLLM would refuse to start
-            raise ConfigError(f"backends.{name}: {exc}") from None
-        return SimulatorBackend(name, simulator)
+        return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed,
+                                                      **config.engine_flags()))
     raise TypeError(f"no adapter for backend type {type(config).__name__}")

@@ -51,6 +51,7 @@ from sluice.config.routing import (
     RoutingConfig,
     ShadowConfig,
     TargetConfig,
+    is_sticky_key,
 )
 from sluice.config.server import (
     ServerConfig,
@@ -60,6 +61,7 @@ from sluice.config.server import (
 )
 from sluice.errors import ConfigError
 
+_ROUTE_POLICY_KEYS = ("balancer", "retry", "circuit_breaker", "health_check", "fallbacks", "fallback_on")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -102,6 +104,10 @@ class SluiceConfig(_Strict):
             if model.targets or model.rollout.candidate or model.rollout.shadow:
                 raise ValueError(f"{where}.router: a router model has no targets, candidates or shadows of its "
                                  "own; it sends each request to `easy` or `hard`")
+            for key in _ROUTE_POLICY_KEYS:  # the chosen model's policy applies; these would be silently ignored
+                if getattr(model, key) not in (None, []):
+                    raise ValueError(f"{where}.{key}: a router model has no routing policy of its own; its requests "
+                                     f"follow that of `{model.router.easy}` or `{model.router.hard}` (set it there)")
             for side in ("easy", "hard"):
                 chosen = getattr(model.router, side)
                 other = self.models.get(chosen)
@@ -236,14 +242,24 @@ def _format_errors(exc: ValidationError) -> str:
             message = "unknown key"
         elif error["type"] == "union_tag_invalid":
             message = f"unknown backend type; expected one of {', '.join(_BACKEND_TYPES)}"
-        # Validators that already name their path ("models.x...: ...") keep it.
-        if error["type"] == "value_error" and ": " in message:
-            lines.append(f"  - {message.removeprefix('Value error, ')}")
+        if error["type"] == "value_error":
+            lines.append(f"  - {_value_error_line('.'.join(loc), message.removeprefix('Value error, '))}")
             continue
         lines.append(f"  - {'.'.join(loc) or '<root>'}: {message}")
     return "\n".join(lines)
 
 
+def _value_error_line(where: str, message: str) -> str:
+    """A validator's message under its key path: root validators and ones naming their full path keep theirs;
+    a nested validator's relative path (`steps.0: ...`) is joined to where it ran; prose gets `where: `."""
+    if not where or message.startswith(f"{where}:") or message.startswith(f"{where}."):
+        return message
+    if _RELATIVE_PATH.match(message):
+        return f"{where}.{message}"
+    return f"{where}: {message}"
+
+
+_RELATIVE_PATH = re.compile(r"[A-Za-z_][\w-]*(\.[\w-]+)*: ")
 _BACKEND_TYPES = ("openai", "anthropic", "gguf", "transformers", "sentence_transformers", "sim")
 
 
@@ -289,6 +305,7 @@ __all__ = [
     "TracingConfig",
     "TransformersBackendConfig",
     "default_config",
+    "is_sticky_key",
     "load_config",
     "merge_cache_config",
     "parse_config",

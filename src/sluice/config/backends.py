@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -97,6 +97,27 @@ class SimBackendConfig(_BackendBase):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     seed: int = 0
     gpu_hour_usd: float | None = Field(None, gt=0)  # per GPU (x tensor_parallel_size); default: the catalog's price
+
+    def engine_flags(self) -> dict[str, Any]:
+        """The `vllm serve` flags as keywords of `sluice.plan.startable_deployment` / `sim.build_simulator`."""
+        return {"tensor_parallel_size": self.tensor_parallel_size, "quantization": self.quantization,
+                "max_model_len": self.max_model_len, "gpu_memory_utilization": self.gpu_memory_utilization,
+                "max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens}
+
+    @model_validator(mode="after")
+    def _would_start(self) -> SimBackendConfig:
+        """What vLLM refuses at start-up (unknown ids, a KV cache too small for `max_model_len`, ...) is a config
+        error, so `sluice config validate` and `sluice serve` reject the same files."""
+        from sluice.catalog import CatalogError, UnknownIdError  # here: catalog/ and plan/ load on demand
+        from sluice.plan import PlanError, startable_deployment
+
+        try:
+            startable_deployment(self.model, self.gpu, **self.engine_flags())
+        except UnknownIdError as exc:
+            raise ValueError(f"{'gpu' if exc.kind == 'GPU' else 'model'}: {exc}") from None
+        except (CatalogError, PlanError) as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 BackendConfig = Annotated[

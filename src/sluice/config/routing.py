@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sluice.config._base import _Strict
 from sluice.config.cache import CacheConfig
@@ -66,6 +67,16 @@ class RoutingConfig(_Strict):
     fallback_on: list[FailureKind] = _TRANSIENT
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP field name (RFC 9110 token)
+
+
+def is_sticky_key(value: object) -> bool:
+    """`user`, `random` or `header:<name>`: what keeps a caller on one side of a rollout."""
+    if value in ("user", "random"):
+        return True
+    return isinstance(value, str) and value.startswith("header:") and _HEADER_NAME.fullmatch(value[7:]) is not None
+
+
 class RolloutConfig(_Strict):
     """The initial deployment of a model; changed at run time with `sluice deploy` / the admin API."""
 
@@ -76,6 +87,13 @@ class RolloutConfig(_Strict):
     shadow: list[TargetConfig] = []  # mirrored in the background, answers compared, never returned
     shadow_sample_rate: float = Field(1.0, ge=0, le=1)
     shadow_max_concurrency: int = Field(4, gt=0)
+
+    @field_validator("sticky_key")
+    @classmethod
+    def _sticky_key_known(cls, value: str) -> str:
+        if not is_sticky_key(value):
+            raise ValueError(f"{value!r} is not `user`, `random` or `header:<name>` (an HTTP header name)")
+        return value
 
 
 class ShadowConfig(_Strict):
@@ -167,4 +185,5 @@ __all__ = [
     "RoutingConfig",
     "ShadowConfig",
     "TargetConfig",
+    "is_sticky_key",
 ]

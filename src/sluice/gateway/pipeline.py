@@ -26,7 +26,6 @@ from sluice.cache.replay import replay_chunks
 from sluice.errors import (
     BackendNotReady,
     ClientDisconnected,
-    InvalidRequest,
     ModelNotFound,
     SluiceError,
     UpstreamStreamBroken,
@@ -37,7 +36,6 @@ from sluice.gateway.stages import Admission, NoAdmission, NoCache, NoPricing, Pr
 from sluice.rollout import DeploymentRegistry
 from sluice.rollout.shadow import NoShadow, ShadowHook
 from sluice.routing import Pool, Router, Target, call, open_attempt
-from sluice.routing.difficulty_router import DifficultyRouter, turns_of
 from sluice.telemetry.recorder import Recorder
 
 log = logging.getLogger("sluice.gateway")
@@ -62,7 +60,6 @@ class Gateway:
         self.pricing: Pricing = pricing or NoPricing()
         self.starting: dict[str, asyncio.Task[None]] = {}  # backend name -> its start() task
         self.shadow: ShadowHook = NoShadow()  # shadow mode (rollout/shadow.py); wiring installs the mirror
-        self.difficulty: dict[str, DifficultyRouter] = {}  # router model -> its cost-based router (wiring)
 
     @property
     def backends(self) -> dict[str, Backend]:
@@ -301,15 +298,9 @@ def _route(gw: Gateway, ctx: RequestContext,
     """Public model -> its deployment -> the caller's side of a rollout -> that side's replicas (404/400
     otherwise); counts the request in flight. Each attempt then picks its replica from the pool."""
     model = request.model
-    difficulty = gw.difficulty.get(model)
-    if difficulty is not None:  # cost-based routing: the chosen model's deployment serves; ctx.model stays as sent
-        if isinstance(request, EmbeddingRequest):
-            raise InvalidRequest(f"The model `{model}` routes by prompt difficulty; it does not serve "
-                                 "/v1/embeddings.", param="model", code="unsupported_endpoint")
-        decision = difficulty.decide(turns_of(request), ctx.headers)
+    decision = gw.router.decide(model, request, ctx.headers)
+    if decision is not None:  # cost-based routing: the chosen model's deployment serves; ctx.model stays as sent
         ctx.routed_to = model = decision.model
-        if gw.router.metrics is not None:
-            gw.router.metrics.router_decided(request.model, decision.choice)
     deployment = gw.deployments.get(model)
     if deployment is None:
         raise ModelNotFound(model)

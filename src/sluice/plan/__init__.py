@@ -19,6 +19,7 @@ from sluice.plan.memory import (
 )
 from sluice.plan.quantization import KV_CACHE_DTYPES, QUANTIZATIONS, Quantization, get_quantization
 from sluice.plan.recommend import SLO, Option, Recommendation, recommend
+from sluice.plan.startup import startable_deployment
 from sluice.plan.step_time import StepTime, step_breakdown, step_time_s
 from sluice.plan.throughput import (
     REQUEST_OVERHEAD_S,
@@ -58,6 +59,7 @@ __all__ = [
     "plan_memory",
     "prefill_time_s",
     "recommend",
+    "startable_deployment",
     "step_breakdown",
     "step_time_s",
     "sweep_batch_sizes",

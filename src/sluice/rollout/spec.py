@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import MISSING, fields
 from typing import Any
 
+from sluice.config import is_sticky_key
 from sluice.rollout.deployment import Deployment, TargetRef
 
 _OUTSIDE_SPEC = ("model", "version")
@@ -59,13 +60,6 @@ def from_spec(model: str, version: int, spec: dict[str, Any]) -> Deployment:
     return Deployment(model=model, version=version, **values)
 
 
-def is_sticky_key(value: object) -> bool:
-    """`user`, `random` or `header:<name>`: what keeps a caller on one side of a rollout."""
-    if value in ("user", "random"):
-        return True
-    return isinstance(value, str) and value.startswith("header:") and bool(value[7:].strip())
-
-
 def target_to_dict(target: TargetRef) -> dict[str, Any]:
     return {"backend": target.backend, "model": target.model, "weight": target.weight}
 
@@ -102,5 +96,5 @@ def unknown_backends(deployment: Deployment, backends: Iterable[str]) -> list[st
     return problems
 
 
-__all__ = ["SpecError", "from_spec", "is_sticky_key", "target_to_dict", "targets_from", "to_spec",
+__all__ = ["SpecError", "from_spec", "target_to_dict", "targets_from", "to_spec",
            "unknown_backends"]

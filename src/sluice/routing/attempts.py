@@ -93,15 +93,23 @@ async def _fall_back(router: Router, ctx: RequestContext, pool: Pool, once: Call
     if not policy.fallbacks or failure_kind(error) is None:
         raise error
     last = error
+    tried = {pool.model}  # each model at most once: a router model as a fallback may choose one already tried
     for fallback in policy.fallbacks:
         kind = failure_kind(last)
         if kind not in policy.fallback_on or (deadline is not None and router.clock() >= deadline):
             break
-        fallback_pool = router.fallback_pool(fallback, ctx.endpoint, ctx.user, ctx.headers)
+        fallback_pool = router.fallback_pool(fallback, ctx.endpoint, ctx.user, ctx.headers, ctx.request)
         if fallback_pool is None:
             log.warning("request %s: fallback `%s` of `%s` cannot serve /v1/%s; skipped", ctx.request_id,
                         fallback, pool.model, ctx.endpoint)
             continue
+        if fallback_pool.model in tried:
+            log.info("request %s: fallback `%s` of `%s` chose `%s`, already tried; skipped", ctx.request_id,
+                     fallback, pool.model, fallback_pool.model)
+            continue
+        tried.add(fallback_pool.model)
+        if fallback_pool.model != fallback:  # a router model chose it
+            ctx.routed_to = fallback_pool.model
         log.info("request %s: `%s` failed (%s); falling back to `%s`", ctx.request_id, pool.model, kind, fallback)
         if router.metrics is not None:
             router.metrics.fallback(pool.model, fallback, kind)

@@ -36,8 +36,9 @@ class RoutingMetrics:
                                  ["model", "fallback", "reason"], registry=r)
         self.breaker_transitions = Counter("sluice_circuit_breaker_transitions", "Circuit breaker state changes, "
                                            "by the state entered.", [*_TARGET, "state"], registry=r)
-        self.router_decisions = Counter("sluice_router_decisions", "Cost-based routing: requests to a router "
-                                        "model by the side chosen (easy, hard).", ["model", "choice"], registry=r)
+        self.router_decisions = Counter("sluice_router_decisions", "Cost-based routing: decisions of a router "
+                                        "model (requests to it, fallbacks through it) by the side chosen (easy, "
+                                        "hard).", ["model", "choice"], registry=r)
         self.health_checks = Counter("sluice_health_checks", "Active health checks by result (ok, failed).",
                                      [*_TARGET, "result"], registry=r)
 

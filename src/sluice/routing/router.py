@@ -1,4 +1,5 @@
-"""The router: per-model policies, per-target run-time state, and pools built from deployments as they change.
+"""The router: per-model policies, per-target run-time state, pools built from deployments as they change, and
+the cost-based routers of router models.
 
 Deployments (rollout/) say which replicas serve a model now; they can be replaced at run time. The router
 turns a deployment side's `TargetRef`s into a `Pool` of `Target`s once per deployment version, and keeps
@@ -13,10 +14,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from sluice.backends import Backend, Endpoint
+from sluice.backends import Backend, ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Endpoint
 from sluice.config import ModelConfig, RoutingConfig, SluiceConfig
 from sluice.errors import BackendNotReady, InvalidRequest
 from sluice.routing.breaker import BreakerState, CircuitBreaker, NoBreaker
+from sluice.routing.difficulty_router import Decision, DifficultyRouter, load_classifier, turns_of
 from sluice.routing.policy import RoutePolicy
 from sluice.routing.pool import Pool
 from sluice.routing.target import Target, TargetState
@@ -30,8 +32,10 @@ class Router:
     def __init__(self, deployments: DeploymentRegistry, backends: dict[str, Backend],
                  routing: RoutingConfig | None = None, models: Mapping[str, ModelConfig] | None = None, *,
                  metrics: RoutingMetrics | None = None, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 difficulty: Mapping[str, DifficultyRouter] | None = None) -> None:
         self.deployments = deployments
+        self.difficulty = dict(difficulty or {})  # router model -> its cost-based router (no deployment of its own)
         self.backends = backends
         self.metrics = metrics
         self.rng = rng or random.Random()
@@ -47,7 +51,10 @@ class Router:
     @classmethod
     def from_config(cls, config: SluiceConfig, deployments: DeploymentRegistry, backends: dict[str, Backend], *,
                     metrics: RoutingMetrics | None = None) -> Router:
-        return cls(deployments, backends, config.routing, config.models, metrics=metrics)
+        difficulty = {name: DifficultyRouter(model.router.easy, model.router.hard,
+                                             load_classifier(model.router.classifier), model.router.threshold)
+                      for name, model in config.models.items() if model.router is not None}
+        return cls(deployments, backends, config.routing, config.models, metrics=metrics, difficulty=difficulty)
 
     def policy(self, model: str) -> RoutePolicy:
         """The model's policy; a model created at run time (not in the config) gets the `routing` defaults."""
@@ -71,9 +78,34 @@ class Router:
                                  f"(it serves: {served}).", param="model", code="unsupported_endpoint")
         return pool
 
-    def fallback_pool(self, model: str, endpoint: Endpoint, user: str | None,
-                      headers: Mapping[str, str]) -> Pool | None:
-        """The pool a fallback model would serve this caller from, or None when it cannot serve `endpoint`."""
+    def decide(self, model: str, request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest | None,
+               headers: Mapping[str, str]) -> Decision | None:
+        """A router model's choice for this request (counted), None when `model` is not a router model; a 400
+        when it cannot decide (embeddings, a bad `x-sluice-difficulty`)."""
+        router = self.difficulty.get(model)
+        if router is None:
+            return None
+        if request is None or isinstance(request, EmbeddingRequest):
+            raise InvalidRequest(f"The model `{model}` routes by prompt difficulty; it does not serve "
+                                 "/v1/embeddings.", param="model", code="unsupported_endpoint")
+        decision = router.decide(turns_of(request), headers)
+        if self.metrics is not None:
+            self.metrics.router_decided(model, decision.choice)
+        return decision
+
+    def fallback_pool(self, model: str, endpoint: Endpoint, user: str | None, headers: Mapping[str, str],
+                      request: ChatCompletionRequest | CompletionRequest | None = None) -> Pool | None:
+        """The pool a fallback model would serve this caller from, or None when it cannot serve `endpoint`.
+
+        A router model as a fallback decides on `request` as it would for a request sent to it: the pool is
+        that of the model it chooses (`pool.model`)."""
+        if model in self.difficulty:
+            try:
+                decision = self.decide(model, request, headers)
+            except InvalidRequest:
+                return None
+            assert decision is not None
+            model = decision.model
         deployment = self.deployments.get(model)
         if deployment is None:
             return None
@@ -89,6 +121,16 @@ class Router:
         if pool is None:
             pool = self._build_pool(deployment.model, deployment.targets_for("stable"))
         return pool.endpoints
+
+    def router_endpoints(self, model: str) -> frozenset[Endpoint]:
+        """What the router model `model` serves (for /v1/models): chat and completions, where both of the
+        models it chooses from serve them."""
+        router = self.difficulty[model]
+        served: frozenset[Endpoint] = frozenset(("chat", "completions"))
+        for chosen in (router.easy, router.hard):
+            deployment = self.deployments.get(chosen)
+            served &= self.endpoints(deployment) if deployment is not None else frozenset()
+        return served
 
     def states(self) -> list[TargetState]:
         return list(self._states.values())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sluice.catalog import Catalog, builtin_catalog
-from sluice.plan import REQUEST_OVERHEAD_S, Deployment, PlanError, make_deployment, plan_memory, step_time_s
+from sluice.catalog import Catalog
+from sluice.plan import REQUEST_OVERHEAD_S, Deployment, startable_deployment, step_time_s
 from sluice.sim.clock import Clock
 from sluice.sim.faults import FaultPlan
 from sluice.sim.kv_cache import BLOCK_SIZE
@@ -44,15 +44,11 @@ def planner_cost(model: str, gpu: str, *, tensor_parallel_size: int = 1, pipelin
 
     Raises `PlanError` (or the catalog's unknown-id error) where vLLM would refuse to start.
     """
-    catalog = catalog or builtin_catalog()
-    deployment = make_deployment(catalog.model(model), catalog.gpu(gpu), tensor_parallel_size=tensor_parallel_size,
-                                 pipeline_parallel_size=pipeline_parallel_size, quantization=quantization,
-                                 kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
-                                 gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
-                                 max_num_batched_tokens=max_num_batched_tokens, block_size=BLOCK_SIZE)
-    memory = plan_memory(deployment)
-    if memory.problems:
-        raise PlanError(f"{deployment.describe()} would not start: " + "; ".join(memory.problems))
+    deployment, memory = startable_deployment(
+        model, gpu, tensor_parallel_size=tensor_parallel_size, pipeline_parallel_size=pipeline_parallel_size,
+        quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens, block_size=BLOCK_SIZE, catalog=catalog)
     cost = PlannerStepCost(deployment, memory.kv_capacity_tokens // BLOCK_SIZE)
     config = SchedulerConfig(max_num_seqs=deployment.max_num_seqs,
                              max_num_batched_tokens=deployment.max_num_batched_tokens,
