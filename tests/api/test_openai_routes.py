@@ -200,7 +200,7 @@ def test_unknown_route_and_method_are_openai_shaped(gateway: RunningGateway) -> 
 def test_ready_once_backends_and_store_are_up(gateway: RunningGateway) -> None:
     ready = httpx.get(gateway.url + "/health/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "store": "ready", "backends": {"up": "ready"}}
+    assert ready.json() == {"status": "ready", "store": "ready", "backends": {"up": "ready"}, "cache": {}}
 
 
 def test_chunks_that_arrive_together_still_reach_the_client_whole_and_in_order(

@@ -1,4 +1,4 @@
-"""Helpers for cache tests: an adjustable clock, metric samples, request-log rows."""
+"""Helpers for cache tests: an adjustable clock, test vectors, metric samples, request-log rows."""
 
 from __future__ import annotations
 
@@ -6,10 +6,23 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.gateway.record import RequestRecord
 from tests.support.gateway import RunningGateway
+
+DIM = 32  # test vectors: random unit vectors and noisy copies of them
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def near(vector: np.ndarray, seed: int, noise: float = 0.05) -> np.ndarray:
+    moved = vector + noise * np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return moved / np.linalg.norm(moved)
 
 
 class FakeClock:

@@ -5,18 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sluice.cache import SemanticIndex
-
-DIM = 32
-
-
-def unit(seed: int) -> np.ndarray:
-    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-    return vector / np.linalg.norm(vector)
-
-
-def near(vector: np.ndarray, seed: int, noise: float = 0.05) -> np.ndarray:
-    moved = vector + noise * np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-    return moved / np.linalg.norm(moved)
+from tests.cache.support import DIM, near, unit
 
 
 def test_search_finds_the_nearest_entry_of_its_own_scope_only() -> None:

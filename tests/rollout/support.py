@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-T = TypeVar("T")
+from tests.support.polling import wait_for
+
+__all__ = ["chat", "rollout_config", "wait_for"]
 
 
 def rollout_config(upstream_url: str, store_url: str, *, strategy: str = "canary", weight: float = 0,
@@ -25,18 +25,6 @@ def rollout_config(upstream_url: str, store_url: str, *, strategy: str = "canary
     }
     config.update(extra)
     return config
-
-
-def wait_for(probe: Callable[[], T | None], *, timeout_s: float = 10.0, what: str = "condition") -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def chat(client: httpx.Client, user: str | None = None, **headers: str) -> httpx.Response:

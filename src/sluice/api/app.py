@@ -67,14 +67,16 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Ready when the store is open and every backend has started (local models loaded)."""
+    """Ready when the store is open, every backend has started (local models loaded) and the semantic cache's
+    embedder and index have loaded."""
     state: AppState = request.app.state.sluice
     backends = {name: ("ready" if state.backend_ready(name) else _start_state(state, name))
                 for name in state.backends}
     store_ok = state.log_writer is not None
-    ok = store_ok and all(value == "ready" for value in backends.values())
+    cache = dict(state.cache.starts) if state.cache is not None else {}  # the semantic cache's embedder, index
+    ok = store_ok and all(value == "ready" for value in (*backends.values(), *cache.values()))
     body = {"status": "ready" if ok else "not_ready", "store": "ready" if store_ok else "not_ready",
-            "backends": backends}
+            "backends": backends, "cache": cache}
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
 
 

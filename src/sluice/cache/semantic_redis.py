@@ -29,6 +29,7 @@ log = logging.getLogger("sluice.cache")
 
 LOG_LENGTH = 100_000  # events kept in the change stream (~60 bytes each); a replica further behind reloads
 _BATCH = 1000
+_BLOCK_MS = 1000  # XREAD BLOCK: how long one wait for changes lasts
 _GAP_CHECK_S = 5.0
 _RETRY_S = 1.0
 
@@ -47,6 +48,7 @@ class RedisSemanticStore:
         self._last_id = "0-0"
         self._applied = threading.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def entries(self) -> int:
@@ -58,9 +60,13 @@ class RedisSemanticStore:
 
     async def close(self) -> None:
         if self._task is not None:
+            # redis-py can swallow a cancel that lands in a blocking read (its own read timeout is armed): the
+            # flag ends the loop when that XREAD returns, within one block.
+            self._stopping = True
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=_BLOCK_MS / 1000 + 2)
+            if not self._task.done():
+                log.warning("semantic cache sync did not stop within %.0f s", _BLOCK_MS / 1000 + 2)
         self.worker.close()
 
     async def find(self, scope: str, vector: np.ndarray, threshold: float, now: float) -> SemanticHit | None:
@@ -151,19 +157,22 @@ class RedisSemanticStore:
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         checked = loop.time()
-        while True:
+        while not self._stopping:
             try:
                 if loop.time() - checked > _GAP_CHECK_S:
                     checked = loop.time()
                     if await self._fell_behind():
                         log.warning("semantic cache: change log trimmed past this replica; reloading")
                         await self._reload()
-                reply = await self._follow_redis.xread({self._p + "log": self._last_id}, count=_BATCH, block=1000)
+                reply = await self._follow_redis.xread({self._p + "log": self._last_id}, count=_BATCH,
+                                                       block=_BLOCK_MS)
                 for _, events in reply or ():
                     await self._apply(events)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis went away: retry, then reload what changed meanwhile
+                if self._stopping:
+                    return
                 self.metrics.errors.labels("semantic_sync").inc()
                 log.warning("semantic cache sync failed (%s); reloading in %.0f s", exc, _RETRY_S)
                 await asyncio.sleep(_RETRY_S)

@@ -88,6 +88,7 @@ class GatewayCache:
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = threading.Condition()
         self._background: list[asyncio.Task[None]] = []
+        self.starts: dict[str, str] = {}  # embedder / semantic_index -> starting | ready | failed (/health/ready)
 
     # --- the stage -----------------------------------------------------------------------------------------
 
@@ -280,16 +281,22 @@ class GatewayCache:
     async def start(self) -> None:
         if self.embedder is not None:
             # Loads in the background like any backend; lookups before it is ready are misses.
-            self._background.append(asyncio.create_task(self._guard("embedder_start", self.embedder.start())))
+            self._background.append(asyncio.create_task(self._starting("embedder", self.embedder.start())))
         if self.semantic is not None:
-            self._background.append(asyncio.create_task(self._guard("semantic_start", self.semantic.start())))
+            self._background.append(asyncio.create_task(self._starting("semantic_index", self.semantic.start())))
             self._background.append(asyncio.create_task(self._sweep_forever()))
 
-    async def _guard(self, operation: str, work: Coroutine[Any, Any, Any]) -> None:
+    async def _starting(self, part: str, work: Coroutine[Any, Any, Any]) -> None:
+        self.starts[part] = "starting"
+        self.starts[part] = "ready" if await self._guard(f"{part}_start", work) else "failed"
+
+    async def _guard(self, operation: str, work: Coroutine[Any, Any, Any]) -> bool:
         try:
             await work
         except Exception as exc:
             self._failed(operation, exc)
+            return False
+        return True
 
     async def _sweep_forever(self) -> None:
         while True:
