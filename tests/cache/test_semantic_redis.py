@@ -41,11 +41,11 @@ async def synced(*stores: RedisSemanticStore) -> None:
 async def test_an_answer_stored_by_one_replica_is_found_by_another(redis_url: str) -> None:
     clock = FakeClock()
     async with replica(redis_url, clock) as a, replica(redis_url, clock) as b:
-        await a.add("scope", unit(1), b"from a", 60, clock.now)
+        await a.add("scope", unit(1), b"from a", 60, clock.now, text="q")
         await synced(a, b)
         assert b.entries == 1
         hit = await b.find("scope", near(unit(1), 7), 0.9, clock.now)
-        assert hit is not None and hit.entry == b"from a"
+        assert hit is not None and hit.entry == b"from a" and hit.text == "q"
         assert await b.find("other-scope", unit(1), 0.9, clock.now) is None
 
 
@@ -53,7 +53,7 @@ async def test_a_replica_started_later_loads_the_live_entries(redis_url: str) ->
     clock = FakeClock()
     async with replica(redis_url, clock) as a:
         for seed in range(5):
-            await a.add("scope", unit(seed), f"answer {seed}".encode(), 60, clock.now)
+            await a.add("scope", unit(seed), f"answer {seed}".encode(), 60, clock.now, text="q")
         async with replica(redis_url, clock) as late:
             assert late.entries == 5
             hit = await late.find("scope", unit(3), 0.9, clock.now)
@@ -63,15 +63,16 @@ async def test_a_replica_started_later_loads_the_live_entries(redis_url: str) ->
 async def test_the_bound_holds_across_replicas_and_evictions_reach_them_all(redis_url: str) -> None:
     clock = FakeClock()
     async with replica(redis_url, clock, max_entries=3) as a, replica(redis_url, clock, max_entries=3) as b:
-        await a.add("scope", unit(1), b"1", 60, clock.now)
+        await a.add("scope", unit(1), b"1", 60, clock.now, text="q")
         clock.advance(1)
-        await b.add("scope", unit(2), b"2", 60, clock.now)
+        await b.add("scope", unit(2), b"2", 60, clock.now, text="q")
         clock.advance(1)
-        await a.add("scope", unit(3), b"3", 60, clock.now)
+        await a.add("scope", unit(3), b"3", 60, clock.now, text="q")
         clock.advance(1)
+        await synced(a, b)  # b's index has what a added
         assert await b.find("scope", unit(1), 0.9, clock.now) is not None  # used: 2 is now the oldest
         clock.advance(1)
-        await b.add("scope", unit(4), b"4", 60, clock.now)
+        await b.add("scope", unit(4), b"4", 60, clock.now, text="q")
         await synced(a, b)
         probe = aioredis.from_url(redis_url)
         try:
@@ -87,7 +88,7 @@ async def test_the_bound_holds_across_replicas_and_evictions_reach_them_all(redi
 async def test_an_entry_gone_from_redis_is_a_miss_and_leaves_the_local_index(redis_url: str) -> None:
     clock = FakeClock()
     async with replica(redis_url, clock) as a, replica(redis_url, clock) as b:
-        await a.add("scope", unit(1), b"soon gone", 60, clock.now)
+        await a.add("scope", unit(1), b"soon gone", 60, clock.now, text="q")
         await synced(a, b)
         probe = aioredis.from_url(redis_url)
         try:
@@ -103,8 +104,8 @@ async def test_an_entry_gone_from_redis_is_a_miss_and_leaves_the_local_index(red
 async def test_the_sweep_drops_expired_entries_from_the_index_and_the_lru(redis_url: str) -> None:
     clock = FakeClock()
     async with replica(redis_url, clock) as a:
-        await a.add("scope", unit(1), b"ten seconds", 10, clock.now)
-        await a.add("scope", unit(2), b"an hour", 3600, clock.now)
+        await a.add("scope", unit(1), b"ten seconds", 10, clock.now, text="q")
+        await a.add("scope", unit(2), b"an hour", 3600, clock.now, text="q")
         clock.advance(11)
         assert await a.find("scope", unit(1), 0.9, clock.now) is None
         assert await a.sweep(clock.now) == 1

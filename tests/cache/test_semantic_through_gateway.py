@@ -99,6 +99,17 @@ def test_an_unrelated_or_merely_similar_question_goes_upstream(gw: RunningGatewa
     assert upstream_calls(fake) == calls + 2
 
 
+def test_a_close_prompt_that_asks_something_else_is_refused(gw: RunningGateway, fake: OpenAIUpstream) -> None:
+    refused = metric(gw, "sluice_cache_semantic_refused_total", model="m")
+    ask(gw, "How many kilometers are in 5 miles?")
+    calls = upstream_calls(fake)
+    for other in ("How many miles are in 5 kilometers?", "How many kilometers are in 50 miles?"):
+        response = ask(gw, other)  # MiniLM puts both above the threshold; the guard sees the difference
+        assert response.headers["x-sluice-cache"] == "miss" and text(response) == other
+    assert upstream_calls(fake) == calls + 2
+    assert metric(gw, "sluice_cache_semantic_refused_total", model="m") >= refused + 1
+
+
 def test_a_different_system_prompt_or_parameter_is_another_scope(gw: RunningGateway, fake: OpenAIUpstream) -> None:
     question = "Explain what a mutex is."
     ask(gw, [{"role": "system", "content": "You are terse."}, {"role": "user", "content": question}])
@@ -176,8 +187,8 @@ def test_the_completions_endpoint_is_cached_by_meaning_too(gw: RunningGateway, f
 def test_hits_are_logged_as_cached_with_zero_cost_and_counted(gw: RunningGateway, db: Path) -> None:
     hits_before = metric(gw, "sluice_cache_hits_total", kind="semantic", model="m")
     misses_before = metric(gw, "sluice_cache_misses_total", kind="semantic", model="m")
-    ask(gw, "How tall is Mount Everest?", request_id="everest-miss")
-    ask(gw, "What is the height of Mount Everest?", request_id="everest-hit")
+    ask(gw, "How do I renew my passport?", request_id="passport-miss")
+    ask(gw, "How can I renew my passport?", request_id="passport-hit")
     assert metric(gw, "sluice_cache_hits_total", kind="semantic", model="m") == hits_before + 1
     assert metric(gw, "sluice_cache_misses_total", kind="semantic", model="m") == misses_before + 1
     assert metric(gw, "sluice_cache_stores_total", kind="semantic", model="m") >= 1
@@ -185,12 +196,12 @@ def test_hits_are_logged_as_cached_with_zero_cost_and_counted(gw: RunningGateway
     assert metric(gw, "sluice_cache_lookup_seconds_count", kind="semantic") >= 2
     assert metric(gw, "sluice_cache_entries", kind="semantic") >= 1
     assert metric(gw, "sluice_cost_usd_total", model="m") > 0  # the misses cost; the hits add nothing
-    by_id = wait_for(lambda: (rows := {r.request_id: r for r in records(db)}) and "everest-hit" in rows and rows,
+    by_id = wait_for(lambda: (rows := {r.request_id: r for r in records(db)}) and "passport-hit" in rows and rows,
                      what="log rows written")
-    miss, hit = by_id["everest-miss"], by_id["everest-hit"]
+    miss, hit = by_id["passport-miss"], by_id["passport-hit"]
     assert miss.cache_hit is None and miss.cost_usd is not None and miss.cost_usd > 0 and miss.attempts == 1
     assert hit.cache_hit == "semantic" and hit.cost_usd == 0 and hit.attempts == 0 and hit.upstream_s == 0
-    assert hit.response_body == "How tall is Mount Everest?" and hit.status_code == 200
+    assert hit.response_body == "How do I renew my passport?" and hit.status_code == 200
 
 
 def test_two_replicas_share_the_cache_through_redis(fake: OpenAIUpstream, redis_url: str, tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ class CacheMetrics:
         self.bypasses = Counter("sluice_cache_bypasses",
                                 "Requests that skipped the lookup (headers, non-deterministic, not cacheable).",
                                 ["model"], registry=r)
+        self.refused = Counter("sluice_cache_semantic_refused",
+                               "Semantic matches above the threshold refused by the prompt check (cache/guard.py): "
+                               "the prompts differ in a number, a negation, a direction or one swapped word.",
+                               ["model"], registry=r)
         self.stores = Counter("sluice_cache_stores", "Answers written to the cache, by kind.", ["kind", "model"],
                               registry=r)
         self.lookup_time = Histogram("sluice_cache_lookup_seconds",

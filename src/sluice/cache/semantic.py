@@ -21,6 +21,7 @@ T = TypeVar("T")
 class SemanticHit:
     entry: bytes  # an exact.encode_entry() blob
     similarity: float
+    text: str  # the prompt the entry answered (cache/guard.py compares it with the query)
 
 
 class SemanticStore(Protocol):
@@ -30,7 +31,8 @@ class SemanticStore(Protocol):
 
     async def find(self, scope: str, vector: np.ndarray, threshold: float, now: float) -> SemanticHit | None: ...
 
-    async def add(self, scope: str, vector: np.ndarray, entry: bytes, ttl_s: float, now: float) -> None: ...
+    async def add(self, scope: str, vector: np.ndarray, entry: bytes, ttl_s: float, now: float, *,
+                  text: str) -> None: ...
 
     async def sweep(self, now: float) -> int:
         """Remove expired entries from the index; returns how many."""
@@ -94,7 +96,7 @@ class MemorySemanticStore:
 
     def __init__(self, max_entries: int, metrics: CacheMetrics) -> None:
         self.worker = IndexWorker(max_entries, metrics)
-        self._answers: dict[int, bytes] = {}
+        self._answers: dict[int, tuple[bytes, str]] = {}  # key -> (entry, the prompt it answered)
         self._keys = itertools.count(1)
 
     @property
@@ -111,12 +113,13 @@ class MemorySemanticStore:
         match = await self.worker.search(scope, vector, threshold, now)
         if match is None:
             return None
-        entry = self._answers.get(match.key)
-        return SemanticHit(entry, match.similarity) if entry is not None else None
+        found = self._answers.get(match.key)
+        return SemanticHit(found[0], match.similarity, found[1]) if found is not None else None
 
-    async def add(self, scope: str, vector: np.ndarray, entry: bytes, ttl_s: float, now: float) -> None:
+    async def add(self, scope: str, vector: np.ndarray, entry: bytes, ttl_s: float, now: float, *,
+                  text: str) -> None:
         key = next(self._keys)
-        self._answers[key] = entry
+        self._answers[key] = (entry, text)
         evicted = await self.worker.add(scope, key, vector, now + ttl_s, now)
         for old in evicted:
             self._answers.pop(old, None)

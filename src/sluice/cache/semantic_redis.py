@@ -2,7 +2,8 @@
 
 Redis holds the truth (`<prefix>cache:s:`):
   seq           INCR counter: entry ids, the same on every replica
-  e:<id>        hash {scope, vec (float32 bytes), entry (answer blob)}, expiring with the entry's TTL (PX)
+  e:<id>        hash {scope, vec (float32 bytes), entry (answer blob), text (its prompt), exp}, expiring with
+                the entry's TTL (PX)
   lru           sorted set id -> last use: its size is the global entry count, its head the eviction order
   log           stream of changes: {op: add, id} / {op: del, ids}; trimmed to about LOG_LENGTH events
 A replica loads every live entry at start-up, then follows `log` (XREAD BLOCK) to add and remove vectors in
@@ -74,20 +75,21 @@ class RedisSemanticStore:
         if match is None:
             return None
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self._entry_key(match.key), "entry")
+            pipe.hmget(self._entry_key(match.key), ["entry", "text"])
             pipe.zadd(self._p + "lru", {str(match.key): now}, xx=True)
-            entry, _ = await pipe.execute()
+            (entry, text), _ = await pipe.execute()
         if entry is None:  # expired in Redis or evicted elsewhere: the delete event may still be on its way
             await self.worker.remove([match.key])
             return None
-        return SemanticHit(entry, match.similarity)
+        return SemanticHit(entry, match.similarity, _text(text) if text is not None else "")
 
-    async def add(self, scope: str, vector: np.ndarray, entry: bytes, ttl_s: float, now: float) -> None:
+    async def add(self, scope: str, vector: np.ndarray, entry: bytes, ttl_s: float, now: float, *,
+                  text: str) -> None:
         key = int(await self._redis.incr(self._p + "seq"))
         vector32 = np.ascontiguousarray(vector, dtype=np.float32)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._entry_key(key), mapping={"scope": scope, "vec": vector32.tobytes(), "entry": entry,
-                                                     "exp": repr(now + ttl_s)})
+                                                     "text": text, "exp": repr(now + ttl_s)})
             pipe.pexpire(self._entry_key(key), max(1, int(ttl_s * 1000)))
             pipe.zadd(self._p + "lru", {str(key): now})
             pipe.xadd(self._p + "log", {"op": "add", "id": str(key)}, maxlen=LOG_LENGTH, approximate=True)

@@ -18,6 +18,7 @@ import numpy as np
 from sluice.backends import Chunk, Completion
 from sluice.cache.embedder import Embedder
 from sluice.cache.exact import ExactStore, MemoryExactStore, decode_entry, encode_entry
+from sluice.cache.guard import compatible
 from sluice.cache.keys import SemanticQuery, exact_key, request_body, semantic_query
 from sluice.cache.metrics import CacheMetrics
 from sluice.cache.policy import Directive, directive_from_headers, namespace_of, qualifies, storable
@@ -186,6 +187,9 @@ class GatewayCache:
         except Exception as exc:
             self._failed("semantic_lookup", exc)
             return None
+        if found is not None and pending.settings.semantic.guard and not compatible(pending.semantic.text, found.text):
+            self.metrics.refused.labels(model).inc()  # close in meaning, but a number, negation or swap differs
+            found = None
         payload = decode_entry(found.entry, now) if found is not None else None
         self.metrics.lookup_time.labels("semantic").observe(perf_counter() - started)
         (self.metrics.hits if payload is not None else self.metrics.misses).labels("semantic", model).inc()
@@ -230,7 +234,8 @@ class GatewayCache:
         vector = pending.vector if pending.vector is not None else await self._embed(pending.semantic.text)
         if vector is None:
             return
-        await self.semantic.add(pending.semantic.scope, vector, entry, pending.settings.semantic.ttl_s, now)
+        await self.semantic.add(pending.semantic.scope, vector, entry, pending.settings.semantic.ttl_s, now,
+                                text=pending.semantic.text)
         self.metrics.stores.labels("semantic", model).inc()
         self.metrics.entries.labels("semantic").set(self.semantic.entries)
 

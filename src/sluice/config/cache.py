@@ -38,10 +38,11 @@ class SemanticCacheConfig(_Strict):
 
     enabled: bool = False
     when: CacheWhen = "always"
-    threshold: float = Field(0.9, gt=0, le=1)  # cosine similarity; 0.9 ≈ precision 0.95+ with MiniLM
+    threshold: float = Field(0.85, gt=0, le=1)  # cosine similarity (MiniLM), with the guard: docs/cache.md
     ttl_s: float = Field(3600.0, gt=0)
     max_entries: int = Field(100_000, gt=0)  # all models together; least recently used evicted first
     max_user_turns: int = Field(1, ge=1)  # longer conversations are never answered from this cache
+    guard: bool = True  # also compare the two prompts' numbers, negations, directions, swapped words (guard.py)
     embedder: CacheEmbedderConfig = CacheEmbedderConfig()
 
 

@@ -34,6 +34,9 @@ class RetryConfig(_Strict):
     retry_after_max_s: float = Field(5.0, ge=0)  # a 429's retry-after is waited up to this; longer: no retry there
     per_try_timeout_s: float | None = Field(None, gt=0)  # to the first output chunk (streams) / whole answer
     total_timeout_s: float | None = Field(None, gt=0)  # same, from arrival, across retries and fallbacks
+    # A stream cut after output: ask again, check the new stream repeats what the client has, relay the rest
+    # (docs/routing.md). deterministic: temperature 0 or a seed; always: any (a diverging answer is not spliced).
+    resume_streams: Literal["off", "deterministic", "always"] = "deterministic"
 
 
 class CircuitBreakerConfig(_Strict):

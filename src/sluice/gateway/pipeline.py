@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from functools import partial
 from time import perf_counter
 
@@ -19,10 +19,8 @@ from sluice.backends import (
     EmbeddingRequest,
     Embeddings,
     Endpoint,
-    Usage,
 )
 from sluice.backends.sse import DONE, encode_data
-from sluice.cache.replay import replay_chunks
 from sluice.errors import (
     BackendNotReady,
     ClientDisconnected,
@@ -31,11 +29,13 @@ from sluice.errors import (
     UpstreamStreamBroken,
 )
 from sluice.gateway.context import RequestContext
+from sluice.gateway.frames import client_frame, estimated_usage_frame, replay_frames, take
+from sluice.gateway.resume import Delivered, Resume, StreamDiverged, may_resume, resume_outcome
 from sluice.gateway.slots import Slots
 from sluice.gateway.stages import Admission, NoAdmission, NoCache, NoPricing, Pricing, ResponseCache
 from sluice.rollout import DeploymentRegistry
 from sluice.rollout.shadow import NoShadow, ShadowHook
-from sluice.routing import Pool, Router, Target, call, open_attempt
+from sluice.routing import Attempt, NoHealthyTarget, Pool, Router, Target, call, open_attempt
 from sluice.telemetry.recorder import Recorder
 
 log = logging.getLogger("sluice.gateway")
@@ -142,61 +142,64 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
         await gw.admission.admit(ctx, request)
         cached = await gw.cache.lookup(ctx, request)
         if cached is not None:  # replayed as a stream: role, content, finish, usage chunks, [DONE]
-            yield _replay(ctx, cached, public_model, include_usage, gw.pricing)
+            yield replay_frames(ctx, cached, public_model, include_usage, gw.pricing)
             return
         capture = gw.cache.capture(ctx, request)  # collects the answer to store after a clean end (or None)
         gw.shadow.start(ctx, request)  # shadow mode: mirror in the background (never streamed) as the primary starts
         # Tries (with retries, fallbacks) until a first output chunk: nothing has reached the client before.
         opened, attempt = await open_attempt(gw.router, ctx, pool, partial(_open_stream, gw, ctx, request))
-        error: BaseException | None = None
-        try:
-            for chunk in opened.head:  # pre-output chunks (role) and the first output chunk
-                if chunk.has_output:
-                    timer.on_output(opened.output_at)
-                    ctx.text_parts.append(chunk.text)
-                if capture is not None:
-                    capture.add(chunk)
-                frame = _client_frame(ctx, chunk, public_model, include_usage, gw.pricing)
-                if frame is not None:
-                    held.append(frame)
-            if held:
-                sent_any = True
-                yield _take(held)
-            chunks = opened.chunks
-            while True:  # from here on nothing is retried: the client has part of the answer
-                started = perf_counter()
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    ctx.upstream_s += perf_counter() - started
-                    break
-                now = perf_counter()
-                ctx.upstream_s += now - started
-                if chunk.has_output:
-                    timer.on_output(now)
-                    ctx.text_parts.append(chunk.text)
-                if capture is not None:
-                    capture.add(chunk)
-                frame = _client_frame(ctx, chunk, public_model, include_usage, gw.pricing)
-                if frame is None:
-                    continue
-                held.append(frame)
-                if not chunk.buffered:
-                    sent_any = True
-                    yield _take(held)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await opened.aclose()
-            attempt.end(error)  # the stream's outcome feeds the breaker; a client leaving is no one's fault
+        delivered = Delivered()
+        resume: Resume | None = None
+        resumes_left = pool.policy.retry.max_attempts - 1
+        while True:  # one pass per attempt: the first, then any that resume it (gateway/resume.py)
+            error: BaseException | None = None
+            try:
+                async with aclosing(opened.chunks_timed(ctx)) as chunks:
+                    async for chunk, arrived in chunks:
+                        if resume is not None and (chunk := resume.admit(chunk)) is None:  # type: ignore[assignment]
+                            continue
+                        if chunk.has_output:
+                            timer.on_output(arrived)
+                            ctx.text_parts.append(chunk.text)
+                            delivered.add(chunk)
+                        if capture is not None:
+                            capture.add(chunk)
+                        frame = client_frame(ctx, chunk, public_model, include_usage, gw.pricing)
+                        if frame is None:
+                            continue
+                        held.append(frame)
+                        if not chunk.buffered:
+                            sent_any = True
+                            yield take(held)
+            except BaseException as exc:
+                error = exc
+                if not (resumes_left > 0 and may_resume(exc, delivered, pool.policy.retry.resume_streams, request)):
+                    raise
+            finally:
+                await opened.aclose()
+                # The stream's outcome feeds the breaker (a client leaving is no one's fault, nor a divergence).
+                attempt.end(None if isinstance(error, StreamDiverged) else error)
+                if resume is not None and gw.router.metrics is not None:
+                    gw.router.metrics.stream_resumed(request.model, resume_outcome(error))
+            if error is None:
+                break
+            resumes_left -= 1
+            log.info("request %s: stream from %s broke after output (%s); resuming", ctx.request_id,
+                     attempt.target.name, error)
+            resume = Resume(delivered.text, ctx.endpoint)
+            try:
+                opened, attempt = await _reopen(gw, ctx, pool, request, attempt.target)
+            except BaseException:
+                if gw.router.metrics is not None:
+                    gw.router.metrics.stream_resumed(request.model, "failed")
+                raise
         if capture is not None:
             capture.finish()
         if include_usage and ctx.usage is None:
-            held.append(_estimated_usage_frame(ctx, public_model, gw.pricing))
+            held.append(estimated_usage_frame(ctx, public_model, gw.pricing))
         held.append(DONE)
         sent_any = True
-        yield _take(held)
+        yield take(held)
     except GeneratorExit:
         _fail(ctx, ClientDisconnected("client closed the stream"))
         raise
@@ -209,65 +212,9 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
         # The client already has a 200 and part of the answer: end with an error event and a clean close.
         assert ctx.error is not None
         held.append(encode_data(ctx.error.to_body()))
-        yield _take(held)
+        yield take(held)
     finally:
         _finish(gw, ctx)
-
-
-def _replay(ctx: RequestContext, answer: Completion, public_model: str, include_usage: bool,
-            pricing: Pricing) -> bytes:
-    """A cached answer as one write of the frames an upstream stream would have sent."""
-    frames = []
-    for chunk in replay_chunks(answer, ctx.endpoint):
-        if chunk.has_output:
-            ctx.timer.on_output(perf_counter())
-            ctx.text_parts.append(chunk.text)
-        frame = _client_frame(ctx, chunk, public_model, include_usage, pricing)
-        if frame is not None:
-            frames.append(frame)
-    if include_usage and ctx.usage is None:
-        frames.append(_estimated_usage_frame(ctx, public_model, pricing))
-    frames.append(DONE)
-    return b"".join(frames)
-
-
-def _take(held: list[bytes]) -> bytes:
-    frames = held[0] if len(held) == 1 else b"".join(held)
-    held.clear()
-    return frames
-
-
-def _client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_usage: bool,
-                  pricing: Pricing) -> bytes | None:
-    payload = chunk.payload
-    if chunk.usage is not None:
-        ctx.usage = chunk.usage
-        if include_usage and not payload.get("choices"):  # the final usage-only chunk carries the cost
-            _add_cost(payload.get("usage"), pricing.quote(ctx))
-    if chunk.finish_reason is not None:
-        ctx.finish_reason = chunk.finish_reason
-    if not include_usage:
-        # We always ask upstream for usage; hide it from clients that did not ask.
-        if not payload.get("choices"):
-            return None
-        payload.pop("usage", None)
-    payload["model"] = public_model
-    return encode_data(payload)
-
-
-def _estimated_usage_frame(ctx: RequestContext, public_model: str, pricing: Pricing) -> bytes:
-    record = ctx.finish(keep_bodies=False)  # counts tokens with the tokenizer fallback
-    usage = Usage(record.prompt_tokens or 0, record.completion_tokens or 0).to_dict()
-    _add_cost(usage, pricing.quote(ctx))
-    obj = "chat.completion.chunk" if ctx.endpoint == "chat" else "text_completion"
-    return encode_data({"id": f"usage-{ctx.request_id}", "object": obj, "model": public_model,
-                        "choices": [], "usage": usage})
-
-
-def _add_cost(usage: object, cost_usd: float | None) -> None:
-    """`usage.cost_usd` (an extension field: the OpenAI SDKs keep unknown usage fields) when the cost is known."""
-    if cost_usd is not None and isinstance(usage, dict):
-        usage["cost_usd"] = cost_usd
 
 
 async def embed(gw: Gateway, ctx: RequestContext, request: EmbeddingRequest) -> Embeddings:
@@ -324,11 +271,36 @@ class _OpenStream:
         self.output_at = output_at
         self.slot = slot
 
+    async def chunks_timed(self, ctx: RequestContext) -> AsyncIterator[tuple[Chunk, float]]:
+        """Every chunk (the head, then the rest) with its arrival time; waiting on it counts as upstream time."""
+        for chunk in self.head:
+            yield chunk, self.output_at
+        while True:
+            started = perf_counter()
+            try:
+                chunk = await anext(self.chunks)
+            except StopAsyncIteration:
+                ctx.upstream_s += perf_counter() - started
+                return
+            now = perf_counter()
+            ctx.upstream_s += now - started
+            yield chunk, now
+
     async def aclose(self) -> None:
         try:
             await self.chunks.aclose()  # type: ignore[attr-defined]
         finally:
             await self.slot.__aexit__(None, None, None)
+
+
+async def _reopen(gw: Gateway, ctx: RequestContext, pool: Pool, request: ChatCompletionRequest | CompletionRequest,
+                  broken: Target) -> tuple[_OpenStream, Attempt]:
+    """A new attempt for a stream being resumed: elsewhere if any replica or fallback can serve, else again."""
+    once = partial(_open_stream, gw, ctx, request)
+    try:
+        return await open_attempt(gw.router, ctx, pool, once, avoid=(broken.state,))
+    except NoHealthyTarget:
+        return await open_attempt(gw.router, ctx, pool, once)
 
 
 async def _open_stream(gw: Gateway, ctx: RequestContext, request: ChatCompletionRequest | CompletionRequest,

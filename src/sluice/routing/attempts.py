@@ -76,18 +76,23 @@ async def call(router: Router, ctx: RequestContext, pool: Pool, once: Callable[[
     return result
 
 
-async def open_attempt(router: Router, ctx: RequestContext, pool: Pool,
-                       once: Callable[[Target], Awaitable[T]]) -> tuple[T, Attempt]:
-    """`once` with retries and fallbacks; returns its result and the attempt, still open (streams end it)."""
+async def open_attempt(router: Router, ctx: RequestContext, pool: Pool, once: Callable[[Target], Awaitable[T]],
+                       avoid: tuple[TargetState, ...] = ()) -> tuple[T, Attempt]:
+    """`once` with retries and fallbacks; returns its result and the attempt, still open (streams end it).
+
+    `avoid`: replicas not to use (a stream being resumed avoids the one that broke it); with no other replica
+    or fallback left this raises NoHealthyTarget.
+    """
     deadline = ctx.arrival + pool.policy.retry.total_timeout_s if pool.policy.retry.total_timeout_s else None
     try:
-        return await _on_pool(router, ctx, pool, once, deadline)
+        return await _on_pool(router, ctx, pool, once, deadline, avoid)
     except SluiceError as error:
-        return await _fall_back(router, ctx, pool, once, deadline, error)
+        return await _fall_back(router, ctx, pool, once, deadline, error, avoid)
 
 
 async def _fall_back(router: Router, ctx: RequestContext, pool: Pool, once: Callable[[Target], Awaitable[T]],
-                     deadline: float | None, error: SluiceError) -> tuple[T, Attempt]:
+                     deadline: float | None, error: SluiceError, avoid: tuple[TargetState, ...] = (),
+                     ) -> tuple[T, Attempt]:
     """The model's own replicas failed with `error`: its fallback models in order, while `fallback_on` allows."""
     policy = pool.policy
     if not policy.fallbacks or failure_kind(error) is None:
@@ -114,7 +119,7 @@ async def _fall_back(router: Router, ctx: RequestContext, pool: Pool, once: Call
         if router.metrics is not None:
             router.metrics.fallback(pool.model, fallback, kind)
         try:
-            return await _on_pool(router, ctx, fallback_pool, once, deadline)
+            return await _on_pool(router, ctx, fallback_pool, once, deadline, avoid)
         except SluiceError as error:
             if failure_kind(error) is None:
                 raise
@@ -123,14 +128,14 @@ async def _fall_back(router: Router, ctx: RequestContext, pool: Pool, once: Call
 
 
 async def _on_pool(router: Router, ctx: RequestContext, pool: Pool, once: Callable[[Target], Awaitable[T]],
-                   deadline: float | None) -> tuple[T, Attempt]:
+                   deadline: float | None, avoid: tuple[TargetState, ...] = ()) -> tuple[T, Attempt]:
     policy = pool.policy
     retry = policy.retry
     clock = router.clock
-    target = pool.pick(clock(), router.rng)
+    target = pool.pick(clock(), router.rng, avoid=avoid)
     if target is None:
         raise NoHealthyTarget(pool.model)
-    tried: list[TargetState] = []
+    tried: list[TargetState] = list(avoid)
     retries = 0
     while True:
         ctx.target = target

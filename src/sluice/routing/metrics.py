@@ -39,6 +39,10 @@ class RoutingMetrics:
         self.router_decisions = Counter("sluice_router_decisions", "Cost-based routing: decisions of a router "
                                         "model (requests to it, fallbacks through it) by the side chosen (easy, "
                                         "hard).", ["model", "choice"], registry=r)
+        self.stream_resumes = Counter("sluice_stream_resumes", "Streams cut after output and resumed on a new "
+                                      "attempt, by outcome (ok; diverged: the new answer differed, the stream "
+                                      "ended with an error event; failed: no attempt could be opened or it broke "
+                                      "too).", ["model", "outcome"], registry=r)
         self.health_checks = Counter("sluice_health_checks", "Active health checks by result (ok, failed).",
                                      [*_TARGET, "result"], registry=r)
 
@@ -55,6 +59,9 @@ class RoutingMetrics:
 
     def router_decided(self, model: str, choice: str) -> None:
         self.router_decisions.labels(model, choice).inc()
+
+    def stream_resumed(self, model: str, outcome: str) -> None:
+        self.stream_resumes.labels(model, outcome).inc()
 
     def breaker_changed(self, backend: str, model: str, state: BreakerState) -> None:
         self.breaker_transitions.labels(backend, model, state.name.lower()).inc()
