@@ -114,3 +114,17 @@ def test_resume_streams_off_keeps_the_error_event(tmp_path: Path) -> None:
                                 cache={"exact": {"enabled": False}})) as gw:
             text, error = stream_text(gw.url, temperature=0)
     assert text == "alpha beta gamma" and error is not None
+
+
+def test_a_resumed_stream_that_ends_short_is_not_passed_off_as_whole(tmp_path: Path) -> None:
+    with upstreams("a", "b") as ups:
+        # The fallback ends its stream cleanly after two words: less than the three the client already has.
+        models = {"m": {"targets": [{"backend": "a", "model": "fault/drop_mid_stream:3"}], "fallbacks": ["spare"]},
+                  "spare": {"targets": [{"backend": "b", "model": "fault/no_done:2"}]}}
+        with run_gateway(config(tmp_path / "log.db", {"a": ups["a"][1], "b": ups["b"][1]}, models,
+                                cache={"exact": {"enabled": False}})) as gw:
+            text, error = stream_text(gw.url, temperature=0)
+            outcomes = {outcome: sample(gw, "sluice_stream_resumes_total", model="m", outcome=outcome)
+                        for outcome in ("ok", "diverged", "failed")}
+    assert text == "alpha beta gamma" and error is not None  # what was sent, then the error event
+    assert outcomes["ok"] == 0 and outcomes["diverged"] + outcomes["failed"] == 1, outcomes

@@ -171,6 +171,8 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
                         if not chunk.buffered:
                             sent_any = True
                             yield take(held)
+                if resume is not None and not resume.caught_up:
+                    raise StreamDiverged("the resumed stream ended before repeating the answer already sent")
             except BaseException as exc:
                 error = exc
                 if not (resumes_left > 0 and may_resume(exc, delivered, pool.policy.retry.resume_streams, request)):
