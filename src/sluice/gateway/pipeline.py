@@ -188,7 +188,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, request: ChatCompletionReques
             resumes_left -= 1
             log.info("request %s: stream from %s broke after output (%s); resuming", ctx.request_id,
                      attempt.target.name, error)
-            resume = Resume(delivered.text, ctx.endpoint)
+            resume = Resume("".join(ctx.text_parts), ctx.endpoint)
             try:
                 opened, attempt = await _reopen(gw, ctx, pool, request, attempt.target)
             except BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.backends import ChatCompletionRequest, Chunk, CompletionRequest
+from sluice.cache.policy import qualifies
 from sluice.errors import UpstreamStreamBroken
 from sluice.routing.policy import failure_kind
 
@@ -26,30 +27,24 @@ def resumable(mode: str, request: ChatCompletionRequest | CompletionRequest) -> 
     """Whether `retry.resume_streams` allows resuming this request (`off`, `deterministic` or `always`)."""
     if mode == "off" or (request.n or 1) != 1:
         return False
-    return mode == "always" or request.temperature == 0 or request.seed is not None
+    return qualifies(mode, request.temperature, request.seed)  # the exact cache's test of "deterministic"
 
 
 class Delivered:
-    """What the client has been given so far (or will be, with frames held for one write): text of choice 0."""
+    """Whether what the client has so far is plain text of one choice (its text is `ctx.text_parts`)."""
 
-    __slots__ = ("parts", "text_only")
+    __slots__ = ("text_only",)
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
         self.text_only = True  # tool-call fragments, refusals: not resumed (their deltas are not text)
 
     def add(self, chunk: Chunk) -> None:
-        if not chunk.has_output:
+        if not self.text_only or not chunk.has_output:
             return
-        self.parts.append(chunk.text)
         for choice in chunk.payload.get("choices") or ():
             delta = choice.get("delta") or {}
             if choice.get("index", 0) != 0 or any(delta.get(name) for name in _NON_TEXT_OUTPUT):
                 self.text_only = False
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 class Resume:
