@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
+from sluice.loadtest.arrivals import Arrival, arrival_times_s
 from sluice.loadtest.client import COMPLETIONS_ENDPOINT, BenchTarget, run_benchmark, send_request
 from sluice.loadtest.datasets import BenchRequest
 from tests.support.openai_server import make_openai_upstream
@@ -82,3 +84,48 @@ async def test_api_key_is_sent_as_bearer() -> None:
         ok = await run_benchmark(BenchTarget(url, "fake-model", api_key="sekret"), [PROMPT])
         refused = await run_benchmark(BenchTarget(url, "fake-model"), [PROMPT])
     assert ok.results[0].success and refused.results[0].error == "http_401"
+
+
+async def test_a_conversation_sends_each_turn_with_the_answers_so_far(upstream: tuple[object, str]) -> None:
+    app, url = upstream
+    conversation = BenchRequest("red green blue", 3, 2, follow_ups=(BenchRequest("one two", 2, 5),
+                                                                     BenchRequest("six", 1, 4)))
+    run = await run_benchmark(BenchTarget(url, "fake-model"), [conversation, PROMPT], max_concurrency=1)
+    assert [(r.turn, r.success) for r in run.results] == [(0, True), (1, True), (2, True), (0, True)]
+    first, second, third = (body["messages"] for body in app.bodies("/v1/chat/completions")[:3])
+    assert first == [{"role": "user", "content": "red green blue"}]
+    assert second == [*first, {"role": "assistant", "content": "red green"}, {"role": "user", "content": "one two"}]
+    assert third == [*second, {"role": "assistant", "content": "one two"}, {"role": "user", "content": "six"}]
+    # a turn's prompt is the whole conversation so far: earlier prompts and answers, then its own
+    assert [r.prompt_tokens for r in run.results[:3]] == [3, 3 + 2 + 2, 3 + 2 + 2 + 2 + 1]
+
+
+async def test_a_failed_turn_ends_its_conversation(upstream: tuple[object, str]) -> None:
+    app, url = upstream
+    app.fault, app.fault_times = "http_500", 1
+    conversation = BenchRequest("red green blue", 3, 2, follow_ups=(BenchRequest("one two", 2, 5),))
+    run = await run_benchmark(BenchTarget(url, "fake-model"), [conversation])
+    assert [(r.turn, r.error) for r in run.results] == [(0, "http_500")]
+
+
+async def test_conversations_need_the_chat_endpoint(upstream: tuple[object, str]) -> None:
+    conversation = BenchRequest("a", 1, 1, follow_ups=(BenchRequest("b", 1, 1),))
+    with pytest.raises(ValueError, match="chat endpoint"):
+        await run_benchmark(BenchTarget(upstream[1], "fake-model", endpoint="completions"), [conversation])
+
+
+async def test_a_404_before_any_success_stops_the_run(upstream: tuple[object, str]) -> None:
+    _, url = upstream
+    run = await run_benchmark(BenchTarget(url, "fake-model", endpoint="/v1/nothing/completions"), [PROMPT] * 5,
+                              max_concurrency=1)
+    assert [r.error for r in run.results] == ["http_404"]
+    assert run.aborted == f"http_404 from POST {url}/v1/nothing/completions before any request succeeded"
+
+
+async def test_requests_go_by_the_drawn_schedule_which_gives_the_offered_rate(upstream: tuple[object, str]) -> None:
+    _, url = upstream
+    run = await run_benchmark(BenchTarget(url, "fake-model"), [PROMPT] * 5, request_rate=400.0,
+                              arrival=Arrival.CONSTANT, ramp_up_s=0.01)
+    expected = list(itertools.islice(arrival_times_s(400.0, arrival=Arrival.CONSTANT, ramp_up_s=0.01), 5))
+    assert list(run.send_times_s) == expected and run.offered_rate == pytest.approx(4 / expected[-1])
+    assert all(r.success for r in run.results)

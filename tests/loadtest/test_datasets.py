@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from sluice.cost import count_text_tokens
-from sluice.loadtest.datasets import DatasetError, jsonl_requests, random_requests, sharegpt_requests
+from sluice.loadtest.datasets import (
+    DatasetError,
+    DatasetSpec,
+    jsonl_requests,
+    make_requests,
+    random_requests,
+    sharegpt_requests,
+)
 
 MODEL = "gpt-4o-mini"
 
@@ -60,3 +67,36 @@ def test_jsonl_reads_prompts_with_optional_output_len(tmp_path: Path) -> None:
     path.write_text('{"text": "no prompt key"}\n')
     with pytest.raises(DatasetError):
         jsonl_requests(path, 1, model=MODEL, output_len=16)
+
+
+def test_random_prefix_is_shared_and_adds_to_the_input_len_as_in_vllm() -> None:
+    plain = random_requests(4, input_len=12, output_len=3, model=MODEL, seed=5)
+    prefixed = random_requests(4, input_len=12, output_len=3, model=MODEL, seed=5, prefix_len=20)
+    prefix = prefixed[0].prompt[: len(prefixed[0].prompt) - len(plain[0].prompt) - 1]
+    assert count_text_tokens(prefix, MODEL) == 20
+    for before, after in zip(plain, prefixed, strict=True):
+        assert after.prompt == f"{prefix} {before.prompt}"  # the prompts themselves are those without a prefix
+        assert after.prompt_tokens == count_text_tokens(after.prompt, MODEL) == 32
+
+
+def test_prefix_count_rotates_several_shared_prefixes() -> None:
+    requests = random_requests(6, input_len=8, output_len=3, model=MODEL, seed=2, prefix_len=10, prefix_count=3)
+    heads = [" ".join(r.prompt.split()[:10]) for r in requests]
+    assert len(set(heads)) == 3 and heads[:3] == heads[3:]
+
+
+def test_turns_make_conversations_of_follow_up_prompts() -> None:
+    plain = random_requests(3, input_len=8, output_len=4, model=MODEL, seed=1)
+    conversations = random_requests(3, input_len=8, output_len=4, model=MODEL, seed=1, turns=3)
+    assert [c.prompt for c in conversations] == [p.prompt for p in plain] and not plain[0].follow_ups
+    assert all(len(c.follow_ups) == 2 for c in conversations)
+    assert all(f.prompt_tokens == 8 and f.output_len == 4 and not f.follow_ups
+               for c in conversations for f in c.follow_ups)
+    assert len({f.prompt for c in conversations for f in c.follow_ups}) == 6
+
+
+def test_prefix_and_turns_are_random_dataset_options(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "one two three"}\n')
+    with pytest.raises(ValueError, match="--dataset-name random"):
+        make_requests(DatasetSpec("jsonl", path, turns=2), 1, model=MODEL)

@@ -49,7 +49,7 @@ def test_warmup_requests_are_sent_then_left_out_of_every_metric(upstream: tuple[
     saved = json.loads(out.read_text())
     assert (saved["warmup_requests"], saved["num_prompts"], saved["completed"]) == (3, 5, 5)
     assert saved["total_input_tokens"] == 5 * 12
-    assert "ttfts" not in saved  # per-request arrays only with --save-detailed, as in vLLM
+    assert "ttfts" not in saved  # per-request arrays in the JSON only with --save-detailed, as in vLLM
 
 
 def test_detailed_result_plots_and_a_self_contained_report(upstream: tuple[Any, str], tmp_path: Path) -> None:
@@ -68,11 +68,12 @@ def test_detailed_result_plots_and_a_self_contained_report(upstream: tuple[Any, 
     assert all(len(saved[k]) == 10 for k in ("ttfts", "itls", "e2els", "start_times", "input_lens",
                                              "output_lens", "generated_texts"))
     assert saved["generated_texts"][2] and saved["output_lens"][2] == 6 and len(saved["itls"][2]) == 5
-    assert sorted(p.name for p in plots.iterdir()) == ["latency_cdf.png", "latency_over_time.png"]
+    assert sorted(p.name for p in plots.iterdir()) == ["latency_cdf.png", "latency_over_time.png",
+                                                       "throughput_over_time.png"]
     for path in plots.iterdir():
         assert path.read_bytes().startswith(PNG_MAGIC) and path.stat().st_size > 10_000
     html = report.read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3
     assert "context length exceeded (server max 4096 tokens)" in html and "Request throughput (req/s)" in html
     for external in ('src="http', "<link", "<script", "@import", "url("):
         assert external not in html
@@ -80,18 +81,18 @@ def test_detailed_result_plots_and_a_self_contained_report(upstream: tuple[Any, 
 
 def test_report_from_a_saved_file(upstream: tuple[Any, str], tmp_path: Path) -> None:
     _, url = upstream
-    plain, detailed = tmp_path / "plain.json", tmp_path / "detailed.json"
-    assert bench(url, "--num-prompts", "3", "--save-result", str(plain)).exit_code == 0
+    bare, detailed = tmp_path / "bare.json", tmp_path / "detailed.json"
+    assert bench(url, "--num-prompts", "3", "--save-result", str(bare), "--no-save-requests").exit_code == 0
     assert bench(url, "--num-prompts", "3", "--save-result", str(detailed), "--save-detailed").exit_code == 0
-    html_plain, html_detailed, plots = tmp_path / "plain.html", tmp_path / "detailed.html", tmp_path / "plots"
-    assert runner.invoke(app, ["bench", "report", str(plain), "--out", str(html_plain)]).exit_code == 0
-    assert "--save-detailed" in html_plain.read_text() and "data:image/png" not in html_plain.read_text()
+    html_bare, html_detailed, plots = tmp_path / "bare.html", tmp_path / "detailed.html", tmp_path / "plots"
+    assert runner.invoke(app, ["bench", "report", str(bare), "--out", str(html_bare)]).exit_code == 0
+    assert "--save-detailed" in html_bare.read_text() and "data:image/png" not in html_bare.read_text()
     rendered = runner.invoke(app, ["bench", "report", str(detailed), "--out", str(html_detailed), "--plot-dir",
                                    str(plots), "--title", "nightly <run>"])
     assert rendered.exit_code == 0, rendered.output
-    assert html_detailed.read_text().count("data:image/png;base64,") == 2
+    assert html_detailed.read_text().count("data:image/png;base64,") == 3
     assert "<title>nightly &lt;run&gt;</title>" in html_detailed.read_text()
-    assert len(list(plots.glob("*.png"))) == 2
+    assert len(list(plots.glob("*.png"))) == 3
 
 
 def test_report_of_an_unreadable_file_exits_2(tmp_path: Path) -> None:

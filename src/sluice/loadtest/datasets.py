@@ -23,11 +23,16 @@ class DatasetError(ValueError):
     """A dataset file is missing, malformed, or yields too few prompts."""
 
 
+PREFIX_SEED_OFFSET = 7_919  # prefixes and follow-up turns draw apart: the prompts stay those of before
+TURNS_SEED_OFFSET = 104_729
+
+
 @dataclass(slots=True, frozen=True)
 class BenchRequest:
     prompt: str
     prompt_tokens: int
     output_len: int  # max tokens to ask for
+    follow_ups: tuple[BenchRequest, ...] = ()  # multi-turn: the next user turns, each sent after the last answer
 
 
 def _sample_lens(rng: np.random.Generator, mean_len: int, range_ratio: float, n: int) -> np.ndarray:
@@ -53,14 +58,30 @@ def prompt_of_tokens(target: int, model: str, rng: np.random.Generator) -> tuple
 
 
 def random_requests(num_prompts: int, *, input_len: int, output_len: int, range_ratio: float = 0.0,
-                    model: str, seed: int = 0) -> list[BenchRequest]:
+                    model: str, seed: int = 0, prefix_len: int = 0, prefix_count: int = 1,
+                    turns: int = 1) -> list[BenchRequest]:
+    """Random prompts of `input_len` tokens (± the range ratio). With `prefix_len`, each starts with one of
+    `prefix_count` shared prefixes of that many tokens, in turn (vLLM's `--random-prefix-len` is one prefix;
+    the prompt is then prefix + `input_len` tokens). With `turns` > 1 each is a conversation: `turns − 1`
+    follow-up user turns of the same lengths."""
+    if prefix_len < 0 or prefix_count < 1 or turns < 1:
+        raise ValueError("--random-prefix-len must be >= 0, --prefix-count and --turns >= 1")
     rng = np.random.default_rng(seed)
     input_lens = _sample_lens(rng, input_len, range_ratio, num_prompts)
     output_lens = _sample_lens(rng, output_len, range_ratio, num_prompts)
+    prefix_rng = np.random.default_rng(seed + PREFIX_SEED_OFFSET)
+    prefixes = [prompt_of_tokens(prefix_len, model, prefix_rng)[0] for _ in range(prefix_count)] if prefix_len else []
+    follow_ups = (random_requests(num_prompts * (turns - 1), input_len=input_len, output_len=output_len,
+                                  range_ratio=range_ratio, model=model, seed=seed + TURNS_SEED_OFFSET)
+                  if turns > 1 else [])
     requests = []
-    for in_len, out_len in zip(input_lens, output_lens, strict=True):
+    for index, (in_len, out_len) in enumerate(zip(input_lens, output_lens, strict=True)):
         prompt, tokens = prompt_of_tokens(int(in_len), model, rng)
-        requests.append(BenchRequest(prompt, tokens, int(out_len)))
+        if prefixes:
+            prompt = f"{prefixes[index % len(prefixes)]} {prompt}"
+            tokens = count_text_tokens(prompt, model)
+        turns_after = tuple(follow_ups[index * (turns - 1):(index + 1) * (turns - 1)])
+        requests.append(BenchRequest(prompt, tokens, int(out_len), turns_after))
     return requests
 
 
@@ -125,6 +146,9 @@ class DatasetSpec:
     output_len: int = 128
     range_ratio: float = 0.0
     sharegpt_output_len: int | None = None
+    prefix_len: int = 0  # random: shared prefix tokens before each prompt
+    prefix_count: int = 1  # random: how many distinct shared prefixes
+    turns: int = 1  # random: user turns per conversation
 
     def with_input_len(self, input_len: int) -> DatasetSpec:
         return replace(self, input_len=input_len)
@@ -133,14 +157,18 @@ class DatasetSpec:
         """The spec under vLLM's result-file names."""
         return {"dataset_name": self.name, "dataset_path": str(self.path) if self.path else None,
                 "random_input_len": self.input_len, "random_output_len": self.output_len,
-                "random_range_ratio": self.range_ratio}
+                "random_range_ratio": self.range_ratio, "random_prefix_len": self.prefix_len,
+                "prefix_count": self.prefix_count, "turns": self.turns}
 
 
 def make_requests(spec: DatasetSpec, num_prompts: int, *, model: str, seed: int = 0) -> list[BenchRequest]:
     """`num_prompts` requests from the spec's dataset; raises `DatasetError` (bad file) or `ValueError` (bad spec)."""
     if spec.name == "random":
         return random_requests(num_prompts, input_len=spec.input_len, output_len=spec.output_len,
-                               range_ratio=spec.range_ratio, model=model, seed=seed)
+                               range_ratio=spec.range_ratio, model=model, seed=seed, prefix_len=spec.prefix_len,
+                               prefix_count=spec.prefix_count, turns=spec.turns)
+    if spec.prefix_len or spec.prefix_count != 1 or spec.turns != 1:
+        raise ValueError("--random-prefix-len, --prefix-count and --turns need --dataset-name random")
     if spec.name not in ("sharegpt", "jsonl"):
         raise ValueError(f"--dataset-name must be random, sharegpt or jsonl, not {spec.name!r}")
     if spec.path is None:

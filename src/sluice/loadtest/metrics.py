@@ -27,6 +27,7 @@ class RequestResult:
     output_tokens_estimated: bool = False  # re-tokenised because the server reported no usage
     generated_text: str = ""
     error_detail: str | None = None  # the server's error message (shortened), when it sent one
+    turn: int = 0  # multi-turn: the turn of its conversation, 0 for the first
 
 
 @dataclass(slots=True, frozen=True)
@@ -170,7 +171,8 @@ def to_result_dict(summary: BenchmarkSummary) -> dict[str, object]:
 
 # vLLM's `--save-detailed` arrays, plus sluice's start times, latencies and error messages.
 DETAIL_FIELDS = ("input_lens", "output_lens", "ttfts", "itls", "e2els", "start_times", "generated_texts", "errors",
-                 "error_details")
+                 "error_details", "turn_indices")
+SCRAPES_FIELD = "server_metrics_samples"  # the raw /metrics scrapes of a run: saved to a file of their own
 
 
 def per_request_detail(results: Sequence[RequestResult]) -> dict[str, list[object]]:
@@ -185,9 +187,11 @@ def per_request_detail(results: Sequence[RequestResult]) -> dict[str, list[objec
         "generated_texts": [r.generated_text for r in results],
         "errors": ["" if r.success else r.error or "unknown" for r in results],
         "error_details": [r.error_detail or "" for r in results],
+        "turn_indices": [r.turn for r in results],
     }
 
 
 def without_detail(result: Mapping[str, object]) -> dict[str, object]:
-    """The result without its per-request arrays (what `--save-result` writes without `--save-detailed`)."""
-    return {key: value for key, value in result.items() if key not in DETAIL_FIELDS}
+    """The result without its per-request arrays (what `--save-result` writes without `--save-detailed`) and
+    without the raw metrics scrapes (they go to a file of their own)."""
+    return {key: value for key, value in result.items() if key not in DETAIL_FIELDS and key != SCRAPES_FIELD}

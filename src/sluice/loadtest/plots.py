@@ -13,15 +13,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sluice.loadtest.metrics import MS_PER_S, percentile_key
+from sluice.loadtest.records import has_detail
+from sluice.loadtest.timeline import server_metrics_figure, throughput_figure
 
 SLO_COLOR, FAIL_COLOR, PASS_COLOR = "#c0392b", "#c0392b", "#27ae60"
 DIMENSION_LABELS = {"concurrency": "max concurrency (requests in flight)", "rate": "request rate (req/s)",
                     "input-len": "prompt length (tokens)"}
-
-
-def has_detail(result: Mapping[str, Any]) -> bool:
-    """Whether a result carries the per-request arrays the run plots need (`--save-detailed`)."""
-    return all(isinstance(result.get(key), list) for key in ("ttfts", "itls", "e2els", "start_times", "errors"))
 
 
 def request_tpots_ms(result: Mapping[str, Any]) -> list[float]:
@@ -32,11 +29,16 @@ def request_tpots_ms(result: Mapping[str, Any]) -> list[float]:
 
 
 def run_figures(result: Mapping[str, Any], title: str = "") -> dict[str, bytes]:
-    """`latency_cdf.png` and `latency_over_time.png` for one run; {} without per-request data."""
-    if not has_detail(result):
-        return {}
-    return {"latency_cdf.png": _png(_cdf_figure(result, title)),
-            "latency_over_time.png": _png(_over_time_figure(result, title))}
+    """`latency_cdf.png`, `latency_over_time.png` and `throughput_over_time.png` for one run with per-request
+    data, and `server_metrics.png` when it scraped the server's key series."""
+    figures = {}
+    if has_detail(result):
+        figures = {"latency_cdf.png": _png(_cdf_figure(result, title)),
+                   "latency_over_time.png": _png(_over_time_figure(result, title)),
+                   "throughput_over_time.png": _png(throughput_figure(result))}
+    if (server := server_metrics_figure(result)) is not None:
+        figures["server_metrics.png"] = _png(server)
+    return figures
 
 
 def sweep_figures(document: Mapping[str, Any]) -> dict[str, bytes]:

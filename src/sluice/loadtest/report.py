@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from sluice.loadtest.plots import has_detail, run_figures, sweep_figures
+from sluice.loadtest.plots import run_figures, sweep_figures
+from sluice.loadtest.records import has_detail
 from sluice.loadtest.tables import (
     config_rows,
     error_rows,
@@ -51,7 +52,8 @@ def render_report(document: Mapping[str, Any], figures: Mapping[str, bytes] | No
     if figures:
         body.extend(_image(name, png) for name, png in figures.items())
     else:
-        body.append('<p class="note">No plots: run plots need per-request data; save the result with '
+        body.append('<p class="note">No plots: run plots need per-request data, the records saved beside the '
+                    "result (<code>RESULT.requests.jsonl</code>, unless <code>--no-save-requests</code>) or "
                     "<code>--save-detailed</code>.</p>")
     body.append("<h2>Configuration</h2>")
     body.append(_table(["setting", "value"], config_rows(document)))
@@ -60,15 +62,22 @@ def render_report(document: Mapping[str, Any], figures: Mapping[str, bytes] | No
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(heading)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{escape(heading)}</h1>"
-            f'<p class="note">{escape(str(document.get("base_url", "")))}{escape(str(document.get("endpoint", "")))}'
+            f'<p class="note">POST {escape(str(document.get("url") or document.get("base_url", "")))}'
             f" · generated {generated} by sluice bench</p>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def _run_body(result: Mapping[str, Any]) -> list[str]:
-    body = ["<h2>Summary</h2>", _summary_table(result)]
+    body = []
+    if result.get("aborted"):
+        body.append(f'<div class="headline">Stopped early: {escape(str(result["aborted"]))}</div>')
+    if not result.get("completed"):
+        body.append(f'<div class="headline">No request succeeded: all {escape(str(result.get("num_prompts")))} '
+                    f'failed; first error: {escape(str(result.get("first_error")))}</div>')
+    body += ["<h2>Summary</h2>", _summary_table(result)]
     body += _errors_section(result)
     if not has_detail(result):
-        body.append('<p class="note">This result has no per-request data (<code>--save-detailed</code>).</p>')
+        body.append('<p class="note">This result has no per-request data (no <code>RESULT.requests.jsonl</code> '
+                    "beside it, no <code>--save-detailed</code>).</p>")
     return body
 
 

@@ -12,15 +12,18 @@ from sluice.loadtest.metrics import percentile_key
 LATENCY_TITLES = (("ttft", "Time to First Token"), ("tpot", "Time per Output Token (excl. 1st token)"),
                   ("itl", "Inter-token Latency"), ("e2el", "End-to-end Latency"))
 _COUNT_ROWS = (("Successful requests", "completed"), ("Failed requests", "failed"),
-               ("Benchmark duration (s)", "duration"), ("Total input tokens", "total_input_tokens"),
+               ("Benchmark duration (s)", "duration"), ("Requested rate (req/s)", "request_rate"),
+               ("Offered rate (req/s)", "offered_request_rate"), ("Total input tokens", "total_input_tokens"),
                ("Total generated tokens", "total_output_tokens"), ("Request throughput (req/s)", "request_throughput"),
                ("Request goodput (req/s)", "request_goodput"),
                ("Output token throughput (tok/s)", "output_throughput"),
                ("Total token throughput (tok/s)", "total_token_throughput"),
                ("Achieved concurrency", "achieved_concurrency"), ("Warm-up requests (not measured)", "warmup_requests"))
-CONFIG_KEYS = ("backend", "base_url", "endpoint", "model_id", "dataset_name", "dataset_path", "random_input_len",
-               "random_output_len", "random_range_ratio", "num_prompts", "request_rate", "burstiness",
-               "max_concurrency", "duration_limit_s", "seed", "goodput", "warmup_requests")
+CONFIG_KEYS = ("backend", "base_url", "endpoint", "url", "model_id", "dataset_name", "dataset_path",
+               "random_input_len", "random_output_len", "random_range_ratio", "random_prefix_len", "prefix_count",
+               "turns", "num_prompts", "request_rate", "arrival", "burstiness", "ramp_up_s", "max_concurrency",
+               "duration_limit_s", "seed", "ignore_eos", "extra_body", "goodput", "warmup_requests")
+NOT_AVAILABLE = "n/a"  # a latency of a run where no request succeeded: there is none, and 0.00 would be a lie
 
 
 def fmt(value: object) -> str:
@@ -38,14 +41,20 @@ def result_percentiles(result: Mapping[str, Any], metric: str = "ttft") -> list[
 
 
 def summary_sections(result: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(section title, [(label, value)]) in the order of vLLM's printed summary."""
+    """(section title, [(label, value)]) in the order of vLLM's printed summary; P50 is the median row (not
+    repeated), and latencies are n/a when no request succeeded."""
     counts = [(label, fmt(result[key])) for label, key in _COUNT_ROWS if result.get(key) is not None]
     sections = [("", counts)]
+    measured = bool(result.get("completed"))
     for name, title in LATENCY_TITLES:
-        rows = [(f"Mean {name.upper()} (ms)", fmt(result.get(f"mean_{name}_ms"))),
-                (f"Median {name.upper()} (ms)", fmt(result.get(f"median_{name}_ms")))]
-        rows += [(f"P{percentile_key(p)} {name.upper()} (ms)", fmt(result[f"p{percentile_key(p)}_{name}_ms"]))
-                 for p in result_percentiles(result, name)]
+
+        def value(key: str) -> str:
+            return fmt(result.get(key)) if measured else NOT_AVAILABLE
+
+        rows = [(f"Mean {name.upper()} (ms)", value(f"mean_{name}_ms")),
+                (f"Median {name.upper()} (ms)", value(f"median_{name}_ms"))]
+        rows += [(f"P{percentile_key(p)} {name.upper()} (ms)", value(f"p{percentile_key(p)}_{name}_ms"))
+                 for p in result_percentiles(result, name) if p != 50]
         sections.append((title, rows))
     return sections
 
