@@ -46,7 +46,7 @@ def test_stream_record_has_vllm_timings_and_upstream_usage(upstream: tuple[OpenA
     with run_gateway(upstream_config(upstream[1], db)) as gw:
         list(gw.client().chat.completions.create(model="m", messages=USER, stream=True,
                                                  extra_headers={"x-request-id": "timed"}))
-    (record,) = [r for r in _records(db) if r.request_id == "timed"]
+    (record,) = [r for r in _records(db) if r.client_request_id == "timed"]
     assert record.completion_tokens == 5 and record.prompt_tokens == 5
     assert record.tokens_estimated is False
     assert record.status_code == 200 and record.error_class is None
@@ -87,8 +87,8 @@ def test_spans_follow_genai_conventions(upstream: tuple[OpenAIUpstream, str], tm
     tracing = Tracing(TracingConfig(exporter="memory"), exporter=exporter)
     fake, url = upstream
     with run_gateway(upstream_config(url, tmp_path / "db.sqlite"), tracing=tracing) as gw:
-        gw.client().chat.completions.create(model="m", messages=USER, max_tokens=3, temperature=0.5,
-                                            extra_headers={"x-request-id": "traced"})
+        reply = gw.client().chat.completions.with_raw_response.create(
+            model="m", messages=USER, max_tokens=3, temperature=0.5, extra_headers={"x-request-id": "traced"})
     (span,) = exporter.get_finished_spans()
     assert span.name == "chat m"
     attrs = span.attributes or {}
@@ -100,7 +100,8 @@ def test_spans_follow_genai_conventions(upstream: tuple[OpenAIUpstream, str], tm
     assert attrs["gen_ai.request.temperature"] == 0.5
     assert attrs["gen_ai.usage.output_tokens"] == 3
     assert attrs["gen_ai.usage.input_tokens"] == 5
-    assert attrs["sluice.request_id"] == "traced"
+    assert attrs["sluice.request_id"] == reply.headers["x-request-id"]
+    assert attrs["sluice.client_request_id"] == "traced"
     assert "traceparent" in fake.requests[-1].headers  # the upstream joins the trace
 
 
@@ -121,7 +122,7 @@ def test_client_disconnect_mid_stream_is_recorded(tmp_path: Path) -> None:
         for line in response.iter_lines():
             if "one" in line:
                 break  # leave after the first word
-    (record,) = [r for r in _records(db) if r.request_id == "leaver"]
+    (record,) = [r for r in _records(db) if r.client_request_id == "leaver"]
     assert record.error_class == "client_disconnect"
     assert record.response_body is not None and record.response_body.startswith("one")
 
@@ -148,7 +149,7 @@ def test_queue_time_recorded_when_backend_is_full(tmp_path: Path) -> None:
                 thread.start()
             for thread in threads:
                 thread.join()
-    records = [r for r in _records(db) if r.request_id.startswith("q")]
+    records = [r for r in _records(db) if (r.client_request_id or "").startswith("q")]
     assert len(records) == 3
     waited = sorted(r.queue_s for r in records)
     assert waited[0] == 0.0 and waited[2] > 0  # with one slot, at least one request queued
@@ -159,7 +160,7 @@ def test_bad_requests_are_logged_too(upstream: tuple[OpenAIUpstream, str], tmp_p
     db = tmp_path / "log.db"
     with run_gateway(upstream_config(upstream[1], db)) as gw:
         httpx.post(gw.url + "/v1/chat/completions", content=b"{oops", headers={"x-request-id": "broken"})
-    (record,) = [r for r in _records(db) if r.request_id == "broken"]
+    (record,) = [r for r in _records(db) if r.client_request_id == "broken"]
     assert record.status_code == 400 and record.error_class == "4xx"
     assert record.request_body == "{oops"
 
@@ -183,7 +184,7 @@ def test_gateway_logs_to_postgres_as_to_sqlite(upstream: tuple[OpenAIUpstream, s
         finally:
             await engine.dispose()
 
-    records = {r.request_id: r for r in asyncio.run(read())}
+    records = {r.client_request_id: r for r in asyncio.run(read())}
     assert {f"pg-{i}" for i in range(5)} <= set(records)
     assert all(records[f"pg-{i}"].completion_tokens == 5 and len(records[f"pg-{i}"].itl_s) == 4 for i in range(5))
 
@@ -204,10 +205,43 @@ def test_tokens_are_counted_with_a_real_tokenizer_when_upstream_reports_no_usage
     expected = count_text_tokens("one two three four five", "up-model")
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == expected  # estimated usage
     assert whole.usage is None  # a whole answer is relayed as the upstream sent it
-    records = {r.request_id: r for r in _records(db)}
-    for request_id in ("counted", "counted-whole"):
-        assert records[request_id].tokens_estimated is True
-        assert records[request_id].completion_tokens == expected
-        assert records[request_id].prompt_tokens and records[request_id].prompt_tokens > 5
+    records = {r.client_request_id: r for r in _records(db)}
+    for client_id in ("counted", "counted-whole"):
+        assert records[client_id].tokens_estimated is True
+        assert records[client_id].completion_tokens == expected
+        assert records[client_id].prompt_tokens and records[client_id].prompt_tokens > 5
     assert records["counted"].tpot_s == pytest.approx((records["counted"].e2e_s - records["counted"].ttft_s)
                                                       / (expected - 1))
+
+
+def test_a_client_chosen_request_id_never_displaces_another_requests_row(upstream: tuple[OpenAIUpstream, str],
+                                                                        tmp_path: Path) -> None:
+    # The probe: a caller sends another request's gateway id, or an id some other caller sends too.
+    db = tmp_path / "log.db"
+    with run_gateway(upstream_config(upstream[1], db)) as gw:
+        client = gw.client()
+        first = client.chat.completions.with_raw_response.create(model="m", messages=USER)
+        taken = first.headers["x-request-id"]
+        client_ids = [taken, "dup", "dup"]
+        replies = [client.chat.completions.with_raw_response.create(
+            model="m", messages=USER, extra_headers={"x-request-id": client_id}) for client_id in client_ids]
+        writer = gw.state.log_writer
+    assert "x-client-request-id" not in first.headers
+    assert [reply.headers["x-client-request-id"] for reply in replies] == client_ids  # echoed back
+    gateway_ids = [taken] + [reply.headers["x-request-id"] for reply in replies]
+    assert len(set(gateway_ids)) == 4  # the gateway's own id, whatever the client sent
+    records = _records(db)
+    assert sorted(r.request_id for r in records) == sorted(gateway_ids)
+    by_id = {r.request_id: r.client_request_id for r in records}
+    assert [by_id[gateway_id] for gateway_id in gateway_ids] == [None, *client_ids]
+    assert writer is not None and writer.rows_dropped == 0
+
+
+def test_the_user_field_is_stored_redacted_in_redacted_mode(upstream: tuple[OpenAIUpstream, str],
+                                                           tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    with run_gateway(upstream_config(upstream[1], db, store={"log_bodies": "redacted"})) as gw:
+        reply = gw.client().chat.completions.with_raw_response.create(model="m", messages=USER,
+                                                                       user="john.doe@example.com")
+    (record,) = [r for r in _records(db) if r.request_id == reply.headers["x-request-id"]]
+    assert record.user == "[EMAIL]"

@@ -92,7 +92,7 @@ def test_sigterm_mid_load_drains_streams_and_loses_no_row(tmp_path: Path) -> Non
                 proc.kill()
     assert broken == []
     with sqlite3.connect(db) as conn:
-        rows = dict(conn.execute("SELECT request_id, status_code FROM request_log").fetchall())
+        rows = dict(conn.execute("SELECT client_request_id, status_code FROM request_log").fetchall())
     missing = [rid for rid in completed if rid not in rows]
     assert missing == []
     assert all(rows[rid] == 200 for rid in completed)

@@ -51,7 +51,7 @@ def test_identical_deterministic_request_is_answered_from_the_cache(
     one, two = first.parse(), second.parse()
     assert two.choices[0].message.content == one.choices[0].message.content == "alpha beta gamma delta"
     assert two.model == "m" and two.usage is not None and two.usage.completion_tokens == 4
-    assert two.id == "chatcmpl-second" != one.id  # every response has its own id
+    assert two.id == "chatcmpl-" + second.headers["x-request-id"] != one.id  # every response has its own id
 
 
 def test_any_changed_param_is_a_different_entry(cached: RunningGateway, upstream: tuple[OpenAIUpstream, str]) -> None:
@@ -217,7 +217,7 @@ def test_hits_are_logged_with_no_upstream_time_or_attempt(upstream: tuple[OpenAI
         assert metric(gw, "sluice_cache_stores_total", kind="exact", model="m") == 1
         assert metric(gw, "sluice_cache_lookup_seconds_count", kind="exact") == 3
         assert metric(gw, "sluice_cache_entries", kind="exact") == 1
-    by_id = {record.request_id: record for record in records(db)}
+    by_id = {record.client_request_id: record for record in records(db)}
     miss, hit, stream_hit = by_id["miss"], by_id["hit"], by_id["stream-hit"]
     assert miss.cache_hit is None and miss.attempts == 1 and miss.upstream_s > 0
     for record in (hit, stream_hit):

@@ -196,8 +196,8 @@ def test_hits_are_logged_as_cached_with_zero_cost_and_counted(gw: RunningGateway
     assert metric(gw, "sluice_cache_lookup_seconds_count", kind="semantic") >= 2
     assert metric(gw, "sluice_cache_entries", kind="semantic") >= 1
     assert metric(gw, "sluice_cost_usd_total", model="m") > 0  # the misses cost; the hits add nothing
-    by_id = wait_for(lambda: (rows := {r.request_id: r for r in records(db)}) and "passport-hit" in rows and rows,
-                     what="log rows written")
+    by_id = wait_for(lambda: (rows := {r.client_request_id: r for r in records(db)}) and "passport-hit" in rows
+                     and rows, what="log rows written")
     miss, hit = by_id["passport-miss"], by_id["passport-hit"]
     assert miss.cache_hit is None and miss.cost_usd is not None and miss.cost_usd > 0 and miss.attempts == 1
     assert hit.cache_hit == "semantic" and hit.cost_usd == 0 and hit.attempts == 0 and hit.upstream_s == 0

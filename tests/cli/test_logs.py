@@ -150,6 +150,20 @@ def test_show_json_round_trips_the_record(db_url: str) -> None:
     assert stored.request_id == "req-003" and stored.prompt_tokens == 13 and stored.stream is True
 
 
+def test_show_finds_a_request_by_the_clients_own_id_too(db_url: str) -> None:
+    insert(db_url, [make_record(101, client_request_id="trace-a"), make_record(102, client_request_id="trace-b"),
+                    make_record(103, client_request_id="trace-b")])
+    by_gateway_id = runner.invoke(logs_app, ["show", "req-101", "--db", db_url, "--json"])
+    by_client_id = runner.invoke(logs_app, ["show", "trace-a", "--db", db_url, "--json"])
+    assert json.loads(by_gateway_id.stdout) == json.loads(by_client_id.stdout)
+    assert json.loads(by_client_id.stdout)["client_request_id"] == "trace-a"
+
+    shared = runner.invoke(logs_app, ["show", "trace-b", "--db", db_url, "--json"], env=WIDE)
+    assert shared.exit_code == 0, shared.output
+    assert json.loads(shared.stdout)["request_id"] == "req-103"  # the newest of the requests carrying it
+    assert "showing req-103 (the newest)" in shared.stderr and "req-102" in shared.stderr
+
+
 def test_show_an_unknown_id_exits_1(db_url: str) -> None:
     result = runner.invoke(logs_app, ["show", "req-999", "--db", db_url])
     assert result.exit_code == 1

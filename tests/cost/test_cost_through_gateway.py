@@ -28,6 +28,7 @@ def mini_cost(prompt: int, completion: int) -> float:
 
 
 def records(db: Path) -> dict[str, RequestRecord]:
+    """Log rows by the client's `x-request-id` (the gateway's own id where the client sent none)."""
     async def read() -> list[RequestRecord]:
         engine = create_engine(f"sqlite:///{db}")
         try:
@@ -35,7 +36,7 @@ def records(db: Path) -> dict[str, RequestRecord]:
         finally:
             await engine.dispose()
 
-    return {record.request_id: record for record in asyncio.run(read())}
+    return {record.client_request_id or record.request_id: record for record in asyncio.run(read())}
 
 
 def samples(gw: RunningGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

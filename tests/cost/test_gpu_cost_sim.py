@@ -40,7 +40,7 @@ def test_sim_requests_are_charged_the_busy_gpu_time_they_caused(tmp_path: Path) 
         finally:
             await engine.dispose()
 
-    (row,) = [record for record in asyncio.run(read()) if record.request_id == "sim-1"]
+    (row,) = [record for record in asyncio.run(read()) if record.client_request_id == "sim-1"]
     # A lone request pays for exactly the busy time it caused: from leaving the queue to its last token.
     assert busy_s > 0
     assert header_cost == pytest.approx(H100_SXM_USD_PER_HOUR / 3600 * busy_s, rel=1e-6)

@@ -32,6 +32,7 @@ def full_record(request_id: str = "req-full") -> RequestRecord:
         completion_tokens=567, cached_tokens=1024, reasoning_tokens=89, tokens_estimated=True,
         finish_reason="length", ttft_s=0.123456789, tpot_s=0.0123456, itl_s=(0.0100004, 0.0200006, 0.0307),
         e2e_s=7.25, queue_s=0.5, upstream_s=6.5, overhead_s=0.25, user="user-42", client_ip="203.0.113.9",
+        client_request_id="client-trace-1",
         request_body='{"model":"chat-model","messages":[{"role":"user","content":"héllo 👋\\nworld"}]}',
         response_body="Bonjour — 你好 👋\n" + "x" * 100_000,
     )
@@ -93,6 +94,33 @@ async def test_a_duplicate_request_id_rejects_the_whole_batch(engine: AsyncEngin
     assert await request_log.get(engine, "req-2") is None
 
 
+async def test_a_client_request_id_may_repeat_across_requests_and_batches(engine: AsyncEngine) -> None:
+    await request_log.insert_many(engine, [make_record("gw-1", client_request_id="dup")])
+    await request_log.insert_many(engine, [make_record("gw-2", client_request_id="dup"),
+                                           make_record("gw-3", client_request_id="dup")])
+    assert await request_log.count(engine) == 3
+
+
+async def test_find_looks_a_request_up_by_its_gateway_id_or_its_client_id(engine: AsyncEngine) -> None:
+    await request_log.insert_many(engine, [
+        make_record("gw-1", created_at=1000.0, client_request_id="dup"),
+        make_record("gw-2", created_at=1002.0, client_request_id="dup"),
+        make_record("gw-3", created_at=1001.0),
+        make_record("gw-4", created_at=1003.0, client_request_id="gw-3"),  # a client sent another's gateway id
+        make_record("gw-5", created_at=1004.0, client_request_id="gw-5"),  # ... or its own, by chance
+    ])
+
+    async def found(any_id: str) -> list[str]:
+        return [record.request_id for record in await request_log.find(engine, any_id)]
+
+    assert await found("dup") == ["gw-2", "gw-1"]  # newest first
+    assert await found("gw-3") == ["gw-3", "gw-4"]  # the gateway id's own row first
+    assert await found("gw-5") == ["gw-5"]  # one row, listed once
+    assert await found("gw-1") == ["gw-1"]
+    assert await found("missing") == []
+    assert await found("x" * 300) == []
+
+
 async def test_recent_is_newest_first_and_filters_by_model_and_time(engine: AsyncEngine) -> None:
     records = [make_record(f"req-{i}", created_at=1000.0 + i, model="a" if i % 2 else "b") for i in range(10)]
     await request_log.insert_many(engine, list(reversed(records)))  # insertion order must not matter
@@ -143,3 +171,27 @@ async def test_empty_itl_is_stored_as_null(engine: AsyncEngine) -> None:
     assert value is None
     assert request_log.encode_itl([0.1234564, 0.5]) == "[0.123456,0.5]"
     assert request_log.decode_itl("[0.123456,0.5]") == (0.123456, 0.5)
+
+
+async def test_the_client_request_id_migration_keeps_older_rows_and_reverts(database_url: str) -> None:  # noqa: F811
+    from alembic import command
+
+    from sluice.store.db import alembic_config
+
+    await migrate(database_url, "0005_shadow_pairs")
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO request_log (request_id, created_at, endpoint, model, stream, status_code,"
+                " tokens_estimated, queue_s, upstream_s, overhead_s)"
+                " VALUES ('old-client-id', 1.0, 'chat', 'm', false, 200, false, 0, 0, 0)"))
+        await migrate(database_url)
+        old = await request_log.get(engine, "old-client-id")
+        assert old is not None and old.client_request_id is None
+        await request_log.insert_many(engine, [make_record("gw-new", client_request_id="old-client-id")])
+        assert [r.request_id for r in await request_log.find(engine, "old-client-id")] == ["old-client-id", "gw-new"]
+    finally:
+        await engine.dispose()
+    command.downgrade(alembic_config(database_url), "0005_shadow_pairs")
+    assert current_revision(database_url) == "0005_shadow_pairs"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -76,28 +77,32 @@ async def test_a_lone_record_is_written_after_the_flush_interval(engine: AsyncEn
 
 
 @pytest.mark.parametrize(
-    ("mode", "request_body", "response_body", "error_message"),
+    ("mode", "request_body", "response_body", "error_message", "user"),
     [
-        ("full", PII_BODY, "mail me at bob@example.org", "bad value jane@example.com"),
-        ("redacted", REDACTED_BODY, "mail me at [EMAIL]", "bad value [EMAIL]"),
-        ("none", None, None, "bad value jane@example.com"),
+        ("full", PII_BODY, "mail me at bob@example.org", "bad value jane@example.com", "john.doe@example.com"),
+        ("redacted", REDACTED_BODY, "mail me at [EMAIL]", "bad value [EMAIL]", "[EMAIL]"),
+        ("none", None, None, "bad value jane@example.com", "john.doe@example.com"),
     ],
 )
-async def test_body_modes_store_bodies_as_configured(
-    engine: AsyncEngine, mode: str, request_body: str | None, response_body: str | None, error_message: str
+async def test_body_modes_store_bodies_and_user_as_configured(
+    engine: AsyncEngine, mode: str, request_body: str | None, response_body: str | None, error_message: str,
+    user: str,
 ) -> None:
     writer = RequestLogWriter(engine, StoreConfig(log_bodies=mode, flush_interval_s=0.01))  # type: ignore[arg-type]
     await writer.start()
     writer.submit(record(1, request_body=PII_BODY, response_body="mail me at bob@example.org",
-                         error_message="bad value jane@example.com"))
+                         error_message="bad value jane@example.com", user="john.doe@example.com"))
     writer.submit(record(2))  # no bodies at all
+    writer.submit(record(3, user="john.doe@example.com"))  # a user and nothing else to redact
     await writer.close()
 
     stored = await request_log.get(engine, "req-00001")
     assert stored is not None
-    assert (stored.request_body, stored.response_body, stored.error_message) == (
-        request_body, response_body, error_message)
+    assert (stored.request_body, stored.response_body, stored.error_message, stored.user) == (
+        request_body, response_body, error_message, user)
     assert await request_log.get(engine, "req-00002") == record(2)
+    alone = await request_log.get(engine, "req-00003")
+    assert alone is not None and alone.user == user
 
 
 async def test_a_full_queue_loses_nothing_and_keeps_arrival_order(engine: AsyncEngine) -> None:
@@ -183,6 +188,32 @@ async def test_a_row_the_database_rejects_is_dropped_alone(engine: AsyncEngine) 
     assert writer.rows_dropped == 1 and writer.rows_written == 10
     stored = await request_log.get(engine, "req-00003")
     assert stored is not None and stored.model == "m"
+
+
+async def test_a_rejected_row_drops_alone_and_its_log_line_holds_none_of_its_contents(
+    database_url: str, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    await migrate(database_url)
+    engine = create_engine(database_url)
+    writer = RequestLogWriter(engine, StoreConfig(log_bodies="full", batch_size=100, flush_interval_s=0.05))
+    await writer.start()
+    writer.submit(record(1))
+    writer.submit(record(1, user="john.doe@example.com", client_ip="203.0.113.7", request_body=PII_BODY,
+                         client_request_id="client-secret-id"))  # the same gateway id: the database refuses it
+    writer.submit(record(2))
+    with caplog.at_level(logging.DEBUG, logger="sluice"):
+        await writer.close()
+    try:
+        assert await request_log.count(engine) == 2
+    finally:
+        await engine.dispose()
+    assert writer.rows_dropped == 1 and writer.rows_written == 2
+    (line,) = [r.getMessage() for r in caplog.records if "dropped request" in r.getMessage()]
+    assert line.startswith("request log: dropped request req-00001: ") and "unique" in line.lower()
+    # PostgreSQL's DETAIL quotes the key (`Key (request_id)=(req-00001)`) and SQLAlchemy the parameters
+    for secret in ("john.doe", "203.0.113.7", "jane@example.com", "4111", "client-secret-id", "DETAIL",
+                   "parameters"):
+        assert secret not in caplog.text, secret
 
 
 async def test_the_overflow_is_bounded_and_drops_are_counted(engine: AsyncEngine) -> None:

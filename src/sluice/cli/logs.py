@@ -154,16 +154,22 @@ async def _follow(engine: AsyncEngine, cursor: int, shown: set[str], model: str 
 
 @logs_app.command("show")
 def show(
-    request_id: str = typer.Argument(..., help="The request id (the x-request-id response header)."),
+    request_id: str = typer.Argument(..., help="The gateway's request id (the x-request-id response header), "
+                                     "or the client's own x-request-id (x-client-request-id)."),
     db: str | None = typer.Option(None, "--db", help=_DB_HELP),
     config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Show one request in full: every field, an inter-token latency summary, and the stored bodies."""
-    record = _run(resolve_url(db, config), lambda engine: request_log.get(engine, request_id))
-    if record is None:
+    found = _run(resolve_url(db, config), lambda engine: request_log.find(engine, request_id))
+    if not found:
         _fail(f"no request with id {request_id!r}")
-    assert record is not None
+    record = found[0]
+    if len(found) > 1:  # client ids are the callers' to choose, so several requests may carry one
+        which = "that gateway id" if record.request_id == request_id else "the newest"
+        others = ", ".join(other.request_id for other in found[1:])
+        err_console.print(Text(f"several requests carry id {request_id!r}; showing {record.request_id} ({which}); "
+                               f"the others: {others}"))
     if as_json:
         print(json.dumps(to_json(record), ensure_ascii=False, indent=2))
         return

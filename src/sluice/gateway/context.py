@@ -16,13 +16,15 @@ from sluice.telemetry.timing import StreamTimer, tpot_s
 
 
 class RequestContext:
-    __slots__ = ("arrival", "attempts", "body_text", "cache_hit", "client_ip", "cost_usd", "created_at",
-                 "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model", "queue_s",
+    __slots__ = ("arrival", "attempts", "body_text", "cache_hit", "client_ip", "client_request_id", "cost_usd",
+                 "created_at", "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model", "queue_s",
                  "raw_body", "request", "request_id", "reservation", "route_role", "routed_to", "span", "status_code",
                  "stream", "target", "team", "text_parts", "timer", "upstream_s", "usage", "user")
 
-    def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None) -> None:
-        self.request_id = request_id
+    def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None, *,
+                 client_request_id: str | None = None) -> None:
+        self.request_id = request_id  # the gateway's own id, unique (gateway/request_ids.py)
+        self.client_request_id = client_request_id  # the client's x-request-id, if it sent a usable one
         self.endpoint = endpoint
         self.client_ip = client_ip
         self.arrival = perf_counter()
@@ -81,6 +83,7 @@ class RequestContext:
             upstream_model=target.upstream_model if target else None,
             stream=self.stream,
             status_code=self.status_code,
+            client_request_id=self.client_request_id,
             error_class=str(error.error_class) if error else None,
             error_type=type(error).__name__ if error else None,
             error_message=error.message if error else None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True, frozen=True)
 class RequestRecord:
-    request_id: str
+    request_id: str  # the gateway's own id (gateway/request_ids.py): unique
     created_at: float  # unix seconds when the gateway received the request
     endpoint: str  # chat | completions | embeddings
     model: str  # public model name the client asked for ("" when the body had none)
@@ -16,6 +16,7 @@ class RequestRecord:
     upstream_model: str | None
     stream: bool
     status_code: int  # HTTP status the client saw (200 for a stream that later broke)
+    client_request_id: str | None = None  # the client's own `x-request-id`: a correlation field, not unique
     error_class: str | None = None  # sluice.errors.ErrorClass value
     error_type: str | None = None  # exception type name, e.g. UpstreamTimeout
     error_message: str | None = None

@@ -84,22 +84,26 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """The async engine the gateway writes and reads with; SQLite connections come tuned (WAL)."""
+    """The async engine the gateway writes and reads with; SQLite connections come tuned (WAL).
+
+    Its errors never quote the statement's parameters: they are rows of user data (bodies, users, IPs),
+    and error messages end up in logs.
+    """
     if is_sqlite(url):
-        engine = create_async_engine(async_url(url), echo=echo)
+        engine = create_async_engine(async_url(url), echo=echo, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     # pre-ping: a pooled connection that died with a database restart is replaced, not handed out
-    return create_async_engine(async_url(url), echo=echo, pool_pre_ping=True)
+    return create_async_engine(async_url(url), echo=echo, pool_pre_ping=True, hide_parameters=True)
 
 
 def create_sync_engine(url: str, *, echo: bool = False) -> Engine:
-    """A blocking engine (Alembic, scripts) with the same SQLite tuning."""
+    """A blocking engine (Alembic, scripts) with the same SQLite tuning; errors hide parameters too."""
     if is_sqlite(url):
-        engine = create_sync_engine_(sync_url(url), echo=echo)
+        engine = create_sync_engine_(sync_url(url), echo=echo, hide_parameters=True)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_sync_engine_(sync_url(url), echo=echo, pool_pre_ping=True)
+    return create_sync_engine_(sync_url(url), echo=echo, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(url: str) -> Config:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from sluice.gateway.request_ids import CLIENT_REQUEST_ID_MAX_CHARS
+
 # Stable constraint names, so later migrations can drop or alter them on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,7 +30,9 @@ class RequestLog(Base):
     __tablename__ = "request_log"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(REQUEST_ID_MAX_CHARS))
+    request_id: Mapped[str] = mapped_column(String(REQUEST_ID_MAX_CHARS))  # the gateway's own id: unique
+    # the client's x-request-id: a correlation field that any caller may repeat, so never unique
+    client_request_id: Mapped[str | None] = mapped_column(String(CLIENT_REQUEST_ID_MAX_CHARS))
     created_at: Mapped[float] = mapped_column(Double)  # unix seconds when the gateway received it
     endpoint: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
@@ -69,6 +73,7 @@ class RequestLog(Base):
         Index("ix_request_log_model_created_at", "model", "created_at"),
         Index("ux_request_log_request_id", "request_id", unique=True),
         Index("ix_request_log_key_id_created_at", "key_id", "created_at"),
+        Index("ix_request_log_client_request_id", "client_request_id"),
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.gateway.record import RequestRecord
+from sluice.gateway.request_ids import CLIENT_REQUEST_ID_MAX_CHARS
 from sluice.store.models import MODEL_MAX_CHARS, REQUEST_ID_MAX_CHARS, RequestLog
 
 _TABLE = RequestLog.__table__
@@ -51,6 +52,8 @@ def to_row(record: RequestRecord) -> dict[str, Any]:
         value = getattr(record, name)
         row[name] = _clean_text(value) if isinstance(value, str) else value
     row["request_id"] = row["request_id"][:REQUEST_ID_MAX_CHARS]
+    if row["client_request_id"] is not None:  # the API edge already refuses longer ones; this guards the column
+        row["client_request_id"] = row["client_request_id"][:CLIENT_REQUEST_ID_MAX_CHARS]
     row["model"] = row["model"][:MODEL_MAX_CHARS]
     row["itl_s"] = encode_itl(record.itl_s)
     return row
@@ -67,7 +70,8 @@ def from_row(row: RowMapping) -> RequestRecord:
 async def insert_many(engine: AsyncEngine, records: Sequence[RequestRecord]) -> int:
     """Insert records in one transaction (one executemany); returns how many were inserted.
 
-    A duplicate `request_id` raises `sqlalchemy.exc.IntegrityError` and inserts none of the batch.
+    A duplicate `request_id` (the gateway's own id) raises `sqlalchemy.exc.IntegrityError` and inserts none of
+    the batch; `client_request_id` may repeat freely.
     """
     if not records:
         return 0
@@ -96,10 +100,25 @@ async def recent(
 
 
 async def get(engine: AsyncEngine, request_id: str) -> RequestRecord | None:
+    """The record with this gateway request id (the `x-request-id` response header), if any."""
     statement = select(*_COLUMNS).where(_TABLE.c.request_id == request_id[:REQUEST_ID_MAX_CHARS])
     async with engine.connect() as connection:
         row = (await connection.execute(statement)).mappings().first()
     return None if row is None else from_row(row)
+
+
+async def find(engine: AsyncEngine, any_id: str, limit: int = 20) -> list[RequestRecord]:
+    """Records carrying `any_id` as their gateway id (at most one, listed first) or as the client's own
+    `x-request-id` (any number, since callers choose them: newest first, up to `limit` in all)."""
+    by_gateway_id = select(*_COLUMNS).where(_TABLE.c.request_id == any_id[:REQUEST_ID_MAX_CHARS])
+    by_client_id = (select(*_COLUMNS).where(_TABLE.c.client_request_id == any_id)
+                    .order_by(_TABLE.c.created_at.desc(), _TABLE.c.id.desc()).limit(limit))
+    async with engine.connect() as connection:
+        found = [from_row(row) for row in (await connection.execute(by_gateway_id)).mappings()]
+        if len(any_id) <= CLIENT_REQUEST_ID_MAX_CHARS:
+            found += [from_row(row) for row in (await connection.execute(by_client_id)).mappings()
+                      if row["request_id"] != any_id]
+    return found[:limit]
 
 
 async def count(engine: AsyncEngine, *, model: str | None = None, since: float | None = None) -> int:
@@ -128,6 +147,7 @@ __all__ = [
     "count",
     "decode_itl",
     "encode_itl",
+    "find",
     "from_row",
     "get",
     "insert_many",

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 _WAKE: Final = object()  # put on the queue by close() to wake a drainer waiting for items
 REDACT_SLICE_S = 0.001  # redaction yields to the event loop after this much work (keeps loop lag ~1 ms)
+_REASON_MAX_CHARS = 200  # of a database error's reason, in log lines
 
 
 @dataclass(slots=True, frozen=True)
@@ -187,11 +188,23 @@ def is_permanent(error: Exception) -> bool:
     return isinstance(error, StatementError) and not isinstance(error, DBAPIError)
 
 
+def describe_db_error(error: Exception) -> str:
+    """An error for a log line: its type and the database's one-line reason, never the statement, its
+    parameters or PostgreSQL's DETAIL (`Key (…)=(…)`, `Failing row contains (…)`), which quote row contents."""
+    cause = getattr(error, "orig", None) or error  # a SQLAlchemy error wraps the driver's
+    lines = str(cause).strip().splitlines()
+    reason = lines[0][:_REASON_MAX_CHARS] if lines else ""
+    return f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+
+
 class RowsRejected(Exception):
-    """The database refused the rows themselves (a duplicate key, a bad value); `cause` is its error."""
+    """The database refused the rows themselves (a duplicate key, a bad value); `cause` is its error.
+
+    Its message is `describe_db_error(cause)`: safe to log, it holds none of the rows' contents.
+    """
 
     def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
+        super().__init__(describe_db_error(cause))
         self.cause = cause
 
 
@@ -240,6 +253,7 @@ __all__ = [
     "HoldOverflow",
     "OverflowPolicy",
     "RowsRejected",
+    "describe_db_error",
     "insert_retrying",
     "is_permanent",
     "map_yielding",

@@ -18,6 +18,7 @@ from sluice.telemetry.batch_writer import (
     BatchWriter,
     HoldOverflow,
     RowsRejected,
+    describe_db_error,
     insert_retrying,
     map_yielding,
 )
@@ -113,12 +114,13 @@ class RequestLogWriter:
         try:
             await self._insert_retrying(records)
         except RowsRejected:
-            # One bad row (a duplicate request id, say) must not sink its batch: write rows one by one.
+            # One bad row (a value the database refuses, say) must not sink its batch: write rows one by one.
             for record in records:
                 try:
                     await self._insert_retrying([record])
                 except RowsRejected as rejected:
-                    log.error("request log: dropped request %s: %s", record.request_id, rejected.cause)
+                    # the gateway's id and the database's reason only: row contents are user data
+                    log.error("request log: dropped request %s: %s", record.request_id, rejected)
                     self._count_dropped(1)
 
     async def _insert_retrying(self, records: list[RequestRecord]) -> None:
@@ -146,7 +148,7 @@ class RequestLogWriter:
         if now - self._last_error_log >= 10.0:  # an outage logs every 10 s, not every retry
             self._last_error_log = now
             log.warning("request log: writing %d rows failed (will retry, %d waiting): %s",
-                        rows, self.queue_depth, error)
+                        rows, self.queue_depth, describe_db_error(error))
 
     def _drop(self, rows: int, reason: str) -> None:
         if not rows:
@@ -181,19 +183,26 @@ def _without_bodies(record: RequestRecord) -> RequestRecord:
 
 
 def _redacted(record: RequestRecord) -> RequestRecord:
-    if record.request_body is None and record.response_body is None and record.error_message is None:
+    texts = (record.request_body, record.response_body, record.error_message, record.user)
+    if all(text is None for text in texts):
         return record
     try:
         return replace(
             record,
-            request_body=None if record.request_body is None else redact(record.request_body),
-            response_body=None if record.response_body is None else redact(record.response_body),
+            request_body=_redact_or_none(record.request_body),
+            response_body=_redact_or_none(record.response_body),
             # upstream errors often quote the offending input back
-            error_message=None if record.error_message is None else redact(record.error_message),
+            error_message=_redact_or_none(record.error_message),
+            user=_redact_or_none(record.user),  # the OpenAI `user` field: often an email address
         )
-    except Exception:  # never store a body that failed redaction
-        log.exception("request log: redaction failed for request %s; bodies not stored", record.request_id)
-        return _without_bodies(record)
+    except Exception:  # never store text that failed redaction
+        log.exception("request log: redaction failed for request %s; bodies, error message and user not stored",
+                      record.request_id)
+        return replace(record, request_body=None, response_body=None, error_message=None, user=None)
+
+
+def _redact_or_none(text: str | None) -> str | None:
+    return None if text is None else redact(text)
 
 
 __all__ = ["REDACT_SLICE_S", "RequestLogWriter"]

@@ -83,6 +83,8 @@ class Tracing:
             value = request_params.get(key)
             if value is not None:
                 attributes[attribute] = value if not isinstance(value, str) or key != "stop" else [value]
+        if record.client_request_id is not None:
+            attributes["sluice.client_request_id"] = record.client_request_id
         if record.prompt_tokens is not None:
             attributes["gen_ai.usage.input_tokens"] = record.prompt_tokens
         if record.completion_tokens is not None:
