@@ -301,6 +301,43 @@ models:
         ("vllm-a", "meta-llama/Llama-3.1-8B-Instruct", 90.0), ("vllm-a", None, 10.0)]
 
 
+# --- upstream URLs and the server's limits ---------------------------------------------------------
+
+def test_credentials_in_a_base_url_beside_an_api_key_are_an_error_naming_the_key_without_quoting_them() -> None:
+    message = config_error({"backends": {
+        "a": {"type": "openai", "base_url": "http://admin:S3cretPW@a:8000/v1?token=QTOKEN123", "api_key": "sk-1"},
+        "b": {"type": "openai", "base_url": "http://admin:S3cretPW@b/v1", "headers": {"Authorization": "Basic x"}},
+        "c": {"type": "anthropic", "base_url": "https://u:p@proxy", "headers": {"authorization": "Bearer x"}}}})
+
+    assert "  - backends.a.base_url: has credentials (user:password@) and api_key is set too" in message
+    assert "  - backends.b.base_url: has credentials (user:password@) and headers set Authorization too" in message
+    assert "  - backends.c.base_url: has credentials" in message
+    assert "S3cretPW" not in message and "QTOKEN123" not in message
+
+
+def test_credentials_in_a_base_url_alone_are_accepted() -> None:
+    config = parse_config({"backends": {
+        "a": {"type": "openai", "base_url": "http://admin:S3cretPW@a:8000/v1?token=QTOKEN123"},
+        "c": {"type": "anthropic", "base_url": "https://u:p@proxy", "api_key": "sk-ant"}}})
+
+    assert set(config.backends) == {"a", "c"}
+
+
+@pytest.mark.parametrize("base_url", ["a:8000/v1", "ftp://a/v1", "http:///v1", "http://a:99999/v1"])
+def test_a_base_url_that_is_not_an_http_url_is_an_error(base_url: str) -> None:
+    message = config_error({"backends": {"a": {"type": "openai", "base_url": base_url}}})
+
+    assert "  - backends.a.base_url: " in message
+
+
+def test_the_server_bounds_slow_clients_and_can_take_a_metrics_token() -> None:
+    server = parse_config({"server": {"metrics_token": "scrape-me", "header_timeout_s": 0.5}}).server
+
+    assert (server.header_timeout_s, server.body_timeout_s, server.keep_alive_timeout_s) == (0.5, 60.0, 30.0)
+    assert server.max_connections == 2048 and server.metrics_token == "scrape-me"
+    assert "server.body_timeout_s:" in config_error({"server": {"body_timeout_s": 0}})
+
+
 # --- the embedded default and the shipped examples --------------------------------------------------
 
 def test_load_config_without_a_path_is_the_embedded_default() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 
 class ErrorClass(StrEnum):
@@ -48,6 +49,27 @@ class InvalidRequest(SluiceError):
 class Unauthorized(SluiceError):
     status_code = 401
     error_type = "authentication_error"
+    error_class = ErrorClass.CLIENT
+
+
+class Forbidden(SluiceError):
+    status_code = 403
+    error_type = "permission_error"
+    error_class = ErrorClass.CLIENT
+
+
+class RequestTimeout(SluiceError):
+    """The client did not send the whole request in time; the connection is closed after the answer."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+    response_headers: ClassVar[dict[str, str]] = {"connection": "close"}  # the rest of its body may still be on the way
+
+
+class UnsupportedMediaType(SluiceError):
+    status_code = 415
+    error_type = "invalid_request_error"
     error_class = ErrorClass.CLIENT
 
 
@@ -141,11 +163,14 @@ __all__ = [
     "ClientDisconnected",
     "ConfigError",
     "ErrorClass",
+    "Forbidden",
     "InvalidRequest",
     "ModelNotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "SluiceError",
     "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamRateLimited",
     "UpstreamRejected",

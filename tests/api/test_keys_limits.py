@@ -43,7 +43,7 @@ def small_chat(gw: RunningGateway, token: str) -> httpx.Response:
 
 
 def refused_for_budget(gw: RunningGateway) -> float:
-    for line in httpx.get(gw.url + "/metrics").text.splitlines():
+    for line in gw.metrics_text().splitlines():
         if line.startswith('sluice_admission_refused_total{limit="day",reason="budget"}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -64,7 +64,7 @@ def test_rpm_limit_refuses_with_retry_after(upstream: tuple[OpenAIUpstream, str]
             gw.client(api_key=secret).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         _, other = create_key(gw, rpm=3)  # limits are per key
         assert chat(gw, other).status_code == 200
-        metrics = httpx.get(gw.url + "/metrics").text
+        metrics = gw.metrics_text()
         assert 'sluice_admission_refused_total{limit="rpm",reason="rate_limited"} 2.0' in metrics
 
 
@@ -178,7 +178,7 @@ def test_unreachable_state_fails_open_when_configured(upstream: tuple[OpenAIUpst
     with run_gateway(config) as gw:
         _, secret = create_key(gw, rpm=1)
         assert [chat(gw, secret).status_code for _ in range(3)] == [200, 200, 200]  # limits cannot be checked
-        assert "sluice_admission_failed_open_total 3.0" in httpx.get(gw.url + "/metrics").text
+        assert "sluice_admission_failed_open_total 3.0" in gw.metrics_text()
     # failing closed, the gateway does not start without its state
     app = create_app(parse_config(priced_config(upstream[1], tmp_path / "db.sqlite", dead,
                                                 keys={"fail_open": False})))
@@ -218,7 +218,7 @@ def test_cost_is_counted_in_prometheus_by_model_key_and_team(upstream: tuple[Ope
         costs = [float(small_chat(gw, token).headers["x-sluice-cost-usd"]) for token in (secret, secret, other_secret)]
         assert float(small_chat(gw, MASTER).headers["x-sluice-cost-usd"]) == pytest.approx(ONE_REQUEST_USD)
         series = {(s.labels["model"], s.labels["key"], s.labels["team"]): s.value
-                  for family in text_string_to_metric_families(httpx.get(gw.url + "/metrics").text)
+                  for family in text_string_to_metric_families(gw.metrics_text())
                   for s in family.samples if s.name == "sluice_cost_usd_total"}
     assert series[("m", key["id"], "search")] == pytest.approx(costs[0] + costs[1])
     assert series[("m", other["id"], "ads")] == pytest.approx(costs[2])

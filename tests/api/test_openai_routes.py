@@ -24,11 +24,13 @@ def test_chat_completion_relays_answer_with_public_model_and_headers(gateway: Ru
     assert answer.choices[0].message.content == "alpha beta gamma delta"
     assert answer.model == "m"
     assert answer.usage is not None and answer.usage.completion_tokens == 4
-    assert raw.headers["x-request-id"] == "req-123"
+    gateway_id = raw.headers["x-request-id"]
+    assert gateway_id != "req-123" and len(gateway_id) == 32  # the gateway's own id, not the client's
+    assert raw.headers["x-client-request-id"] == "req-123"  # the client's, echoed
     assert float(raw.headers["x-sluice-overhead-ms"]) >= 0
     assert raw.headers["x-sluice-target"] == "up"
     assert fake.requests[-1].body["model"] == "up-model"
-    assert fake.requests[-1].headers["x-request-id"] == "req-123"
+    assert fake.requests[-1].headers["x-request-id"] == gateway_id  # one id end to end
 
 
 def test_generated_request_id_is_returned(gateway: RunningGateway) -> None:
@@ -36,6 +38,12 @@ def test_generated_request_id_is_returned(gateway: RunningGateway) -> None:
     ids = {client.chat.completions.with_raw_response.create(model="m", messages=USER).headers["x-request-id"]
            for _ in range(3)}
     assert len(ids) == 3 and all(len(i) == 32 for i in ids)
+
+
+def test_an_unusable_client_request_id_is_ignored_not_echoed(gateway: RunningGateway) -> None:
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model="m", messages=USER, extra_headers={"x-request-id": "x" * 129})
+    assert len(raw.headers["x-request-id"]) == 32 and "x-client-request-id" not in raw.headers
 
 
 def test_stream_with_usage_gives_text_then_usage(gateway: RunningGateway) -> None:
@@ -187,7 +195,8 @@ def test_master_key_protects_v1_and_admin(upstream: tuple[OpenAIUpstream, str], 
         assert status.status_code == 200
         assert status.json()["backends"]["up"]["healthy"] is True
         assert httpx.get(gw.url + "/health/live").status_code == 200
-        assert httpx.get(gw.url + "/metrics").status_code == 200
+        assert httpx.get(gw.url + "/metrics").status_code == 401  # it names keys, teams and their spend
+        assert httpx.get(gw.url + "/metrics", headers={"authorization": "Bearer sk-master"}).status_code == 200
 
 
 def test_unknown_route_and_method_are_openai_shaped(gateway: RunningGateway) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -449,3 +450,62 @@ async def test_an_event_that_is_not_json_is_an_upstream_failure_not_a_crash() ->
                 await collect(backend, chat_call())
 
     assert "invalid JSON" in raised.value.message
+
+
+# --- credentials in base_url -----------------------------------------------------------------------------
+
+SECRETS = ("admin", "S3cretPW", "QTOKEN123")
+
+
+def with_credentials(url: str) -> str:
+    """`url` (http://host:port) with user:password@ and a query token, as the hardening probe configured it."""
+    return url.replace("http://", "http://admin:S3cretPW@") + "/v1?token=QTOKEN123"
+
+
+def assert_names_backend_only(error: Exception) -> None:
+    message = str(error)
+    assert "`fake`" in message
+    assert not any(secret in message for secret in SECRETS), message
+    assert "127.0.0.1" not in message and "http" not in message, message
+
+
+async def test_unreachable_upstream_is_named_by_backend_never_by_its_url() -> None:
+    async with open_backend(with_credentials(f"http://127.0.0.1:{free_port()}"), connect_timeout_s=2) as backend:
+        with pytest.raises(UpstreamUnavailable) as refused:
+            await backend.complete(chat_call())
+        with pytest.raises(UpstreamUnavailable) as refused_in_stream:
+            await collect(backend, chat_call())
+
+    assert refused.value.message == "cannot connect to upstream `fake`: connection refused"
+    assert_names_backend_only(refused_in_stream.value)
+
+
+@pytest.mark.parametrize(("fault", "error_type"), [("slow_headers:5", UpstreamTimeout),
+                                                   ("drop_mid_stream:2", UpstreamStreamBroken),
+                                                   ("drop_mid_stream:0", UpstreamUnavailable)])
+async def test_upstream_failures_name_the_backend_never_its_url(served: tuple[OpenAIUpstream, str],
+                                                                upstream: OpenAIUpstream, fault: str,
+                                                                error_type: type[Exception]) -> None:
+    async with open_backend(with_credentials(served[1]), read_timeout_s=0.3) as backend:
+        _, error = await collect_until_error(backend, chat_call("a b c d", fault=fault), error_type)
+
+    assert_names_backend_only(error)
+
+
+async def test_url_credentials_go_as_basic_auth_and_its_query_after_every_path() -> None:
+    seen: list[tuple[str, str, str | None]] = []
+
+    async def answer(request: Request) -> Response:
+        seen.append((request.url.path, request.url.query, request.headers.get("authorization")))
+        return Response(b'{"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}',
+                        media_type="application/json")
+
+    app = Starlette(routes=[Route(CHAT_PATH, answer, methods=["POST"]), Route("/v1/models", answer)])
+    with serve_app(app) as url:
+        async with open_backend(url.replace("http://", "http://ad%40min:S3cret%20PW@") + "/v1/?token=Q") as backend:
+            completion = await backend.complete(chat_call())
+            healthy = await backend.health()
+
+    assert completion.text == "ok" and healthy
+    basic = "Basic " + base64.b64encode(b"ad@min:S3cret PW").decode()
+    assert seen == [(CHAT_PATH, "token=Q", basic), ("/v1/models", "token=Q", basic)]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
-import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluice.gateway.record import RequestRecord
 from tests.support.gateway import RunningGateway
+from tests.support.gateway import records as records  # re-exported: the cache tests read rows through here
 
 DIM = 32  # test vectors: random unit vectors and noisy copies of them
 
@@ -39,22 +35,9 @@ class FakeClock:
 
 
 def metric(gw: RunningGateway, name: str, **labels: str) -> float:
-    text = httpx.get(gw.url + "/metrics").text
+    text = gw.metrics_text()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
-
-
-def records(db: Path) -> list[RequestRecord]:
-    from sluice.store import create_engine, request_log
-
-    async def read() -> list[RequestRecord]:
-        engine = create_engine(f"sqlite:///{db}")
-        try:
-            return await request_log.recent(engine, limit=1000)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())

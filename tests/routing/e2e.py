@@ -50,7 +50,7 @@ def chat_paths(app: OpenAIUpstream) -> int:
 
 
 def samples(gw: RunningGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(gw.url + "/metrics").text
+    text = gw.metrics_text()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 from starlette.applications import Starlette
 
 from sluice.api import create_app
+from sluice.api.listener import HTTPParser, uvicorn_config
 from sluice.api.wiring import AppState
 from sluice.config import parse_config
+from sluice.gateway.record import RequestRecord
 from sluice.telemetry.tracing import Tracing
-from tests.support.servers import serve_app
+from tests.support.servers import free_port, serve_config
 
 
 @dataclass
@@ -29,6 +33,14 @@ class RunningGateway:
 
     def client(self, api_key: str = "unused", **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, **kwargs)
+
+    def metrics_text(self) -> str:
+        """The /metrics exposition, scraped with the master key when one is set (it guards the page)."""
+        key = self.state.master_key
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        response = httpx.get(self.url + "/metrics", headers=headers)
+        response.raise_for_status()
+        return response.text
 
 
 def upstream_config(upstream_url: str, db_path: Path, **overrides: Any) -> dict[str, Any]:
@@ -47,7 +59,26 @@ def upstream_config(upstream_url: str, db_path: Path, **overrides: Any) -> dict[
 
 
 @contextmanager
-def run_gateway(config: dict[str, Any], *, tracing: Tracing | None = None) -> Iterator[RunningGateway]:
-    app = create_app(parse_config(config), tracing=tracing)
-    with serve_app(app) as url:
+def run_gateway(config: dict[str, Any], *, tracing: Tracing | None = None,
+                http: HTTPParser = "httptools") -> Iterator[RunningGateway]:
+    """The gateway served as `sluice serve` serves it (its uvicorn settings), on the asyncio loop."""
+    settings = parse_config(config)
+    app = create_app(settings, tracing=tracing)
+    served = uvicorn_config(app, settings.server, host="127.0.0.1", port=free_port(), loop="asyncio", http=http,
+                            log_level="warning", graceful_shutdown_s=2)
+    with serve_config(served) as url:
         yield RunningGateway(url, app)
+
+
+def records(db: Path) -> list[RequestRecord]:
+    """The request log's rows in the SQLite file `db`, newest first."""
+    from sluice.store import create_engine, request_log
+
+    async def read() -> list[RequestRecord]:
+        engine = create_engine(f"sqlite:///{db}")
+        try:
+            return await request_log.recent(engine, limit=1000)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

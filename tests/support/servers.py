@@ -24,6 +24,13 @@ def serve_app(app: Any, *, port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                             loop="asyncio", timeout_graceful_shutdown=2)
+    with serve_config(config) as url:
+        yield url
+
+
+@contextmanager
+def serve_config(config: uvicorn.Config) -> Iterator[str]:
+    """Serve as `config` says (its host must be 127.0.0.1) until the block exits; yields its base URL."""
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -33,7 +40,7 @@ def serve_app(app: Any, *, port: int | None = None) -> Iterator[str]:
             raise RuntimeError("test server failed to start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

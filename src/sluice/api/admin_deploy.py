@@ -20,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.api.access import check_admin
+from sluice.api.body import read_json_object
 from sluice.api.errors import error_response, validation_error
-from sluice.api.openai_routes import check_key
 from sluice.api.wiring import AppState
 from sluice.config import CanaryConfig
 from sluice.errors import InvalidRequest, SluiceError
@@ -128,13 +129,7 @@ async def action(request: Request) -> Response:
                                  code="unknown_action")
         rollout.require(model)
         actor = _actor(request)
-        raw = await request.body()
-        try:
-            data = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"Invalid JSON body: {exc}", code="invalid_json") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+        data = await read_json_object(request)
         return await handler(rollout, state, model, data, actor)
     return await _handle(request, work)
 
@@ -237,7 +232,7 @@ def event_view(event: AuditEvent) -> dict[str, Any]:
 async def _handle(request: Request, work: Any) -> Response:
     state: AppState = request.app.state.sluice
     try:
-        check_key(request, state)
+        check_admin(request, state)
         if state.rollout is None:
             raise StoreNotOpen("Rollouts are not wired into this gateway.", code="rollouts_disabled")
         body = await work(state, state.rollout.service)

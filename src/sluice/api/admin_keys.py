@@ -15,18 +15,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.api.access import check_admin
+from sluice.api.body import read_json_object
 from sluice.api.errors import error_response, validation_error
-from sluice.api.openai_routes import check_key
 from sluice.api.wiring import AppState
 from sluice.cost import KeyNotFound, KeyService, VirtualKey
 from sluice.errors import BackendNotReady, InvalidRequest, SluiceError
 
 MAX_GRACE_S = 30 * 86_400
+MAX_METADATA_BYTES = 16 * 1024  # as JSON; metadata rides along with every key read
 _ModelPattern = Field(min_length=1, max_length=255)
 
 
@@ -44,6 +47,13 @@ class _KeySettings(BaseModel):
     expires_at: float | None = Field(None, gt=0)  # unix seconds
     expires_in_s: float | None = Field(None, gt=0)  # or: this long from now
     metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        if metadata and len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
+            raise PydanticCustomError("too_large", "at most {limit} bytes as JSON", {"limit": MAX_METADATA_BYTES})
+        return metadata
 
     @model_validator(mode="after")
     def _one_expiry(self) -> _KeySettings:
@@ -82,7 +92,7 @@ class KeyRotate(BaseModel):
 
 async def create_key(request: Request) -> Response:
     async def work(service: KeyService) -> tuple[int, Any]:
-        body = _parse(KeyCreate, await _json(request))
+        body = _parse(KeyCreate, await read_json_object(request))
         settings = body.settings()
         expires_at = settings.get("expires_at")
         if expires_at is not None and expires_at <= time.time():
@@ -115,7 +125,7 @@ async def show_key(request: Request) -> Response:
 async def update_key(request: Request) -> Response:
     async def work(service: KeyService) -> tuple[int, Any]:
         key_id = request.path_params["key_id"]
-        body = _parse(KeyUpdate, await _json(request))
+        body = _parse(KeyUpdate, await read_json_object(request))
         changes = body.settings()
         if changes.get("name", "") is None:
             raise InvalidRequest("name cannot be cleared.", param="name", code="invalid_value")
@@ -128,7 +138,7 @@ async def update_key(request: Request) -> Response:
 
 async def rotate_key(request: Request) -> Response:
     async def work(service: KeyService) -> tuple[int, Any]:
-        body = _parse(KeyRotate, await _json(request))
+        body = _parse(KeyRotate, await read_json_object(request))
         current = await _existing(service, request)
         if current.revoked_at is not None:
             raise InvalidRequest(f"Key `{current.id}` is revoked; create a new one.", param="id", code="key_revoked")
@@ -153,7 +163,7 @@ async def revoke_key(request: Request) -> Response:
 async def _handle(request: Request, work: Callable[[KeyService], Awaitable[tuple[int, Any]]]) -> Response:
     state: AppState = request.app.state.sluice
     try:
-        check_key(request, state)
+        check_admin(request, state)
         if state.admission is None or state.engine is None:
             raise BackendNotReady("The store is not open yet; try again in a moment.", code="store_not_ready")
         status, body = await work(state.admission.service)
@@ -168,17 +178,6 @@ async def _existing(service: KeyService, request: Request) -> VirtualKey:
     if key is None:
         raise KeyNotFound(key_id)
     return key
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"Invalid JSON body: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return data
 
 
 def _parse(model: type[_KeySettings] | type[KeyRotate], data: dict[str, Any]) -> Any:

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.api.access import check_admin
 from sluice.api.errors import error_response
-from sluice.api.openai_routes import check_key
 from sluice.api.wiring import AppState
 from sluice.errors import BackendNotReady, InvalidRequest, ModelNotFound, SluiceError
 from sluice.rollout.shadow_report import DEFAULT_SINCE, load_report, parse_since, report_to_json
@@ -20,7 +20,7 @@ async def shadow_report(request: Request) -> Response:
     """Query: `since` (30m, 24h, 7d, ISO-8601, unix seconds or `all`; default 24h), `worst` (0-100, default 5)."""
     state: AppState = request.app.state.sluice
     try:
-        check_key(request, state)
+        check_admin(request, state)
         model = request.path_params["model"]
         if model not in state.config.models:
             raise ModelNotFound(model)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from typing import Any
 
 import orjson
@@ -12,14 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.api.body import read_body
 from sluice.api.errors import error_response, validation_error
 from sluice.api.streaming import EventStreamResponse
 from sluice.api.wiring import AppState
 from sluice.backends import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Endpoint
 from sluice.cost import usd_header
-from sluice.errors import InvalidRequest, PayloadTooLarge, SluiceError, Unauthorized
+from sluice.errors import InvalidRequest, SluiceError, Unauthorized
 from sluice.gateway import pipeline
 from sluice.gateway.context import RequestContext
+from sluice.gateway.request_ids import client_request_id, new_request_id
 
 _MODELS: dict[Endpoint, type[BaseModel]] = {
     "chat": ChatCompletionRequest,
@@ -38,8 +38,8 @@ async def completions(request: Request) -> Response:
 
 async def _generate(request: Request, endpoint: Endpoint) -> Response:
     state: AppState = request.app.state.sluice
-    ctx = RequestContext(_request_id(request), endpoint, request.client.host if request.client else None)
-    headers = {"x-request-id": ctx.request_id}
+    ctx = _context(request, endpoint)
+    headers = _id_headers(ctx)
     try:
         body = await _parse(request, state, endpoint, ctx)
         if body.stream:
@@ -68,8 +68,8 @@ def _cache_header(state: AppState, ctx: RequestContext, body: Any, headers: dict
 
 async def embeddings(request: Request) -> Response:
     state: AppState = request.app.state.sluice
-    ctx = RequestContext(_request_id(request), "embeddings", request.client.host if request.client else None)
-    headers = {"x-request-id": ctx.request_id}
+    ctx = _context(request, "embeddings")
+    headers = _id_headers(ctx)
     try:
         body = await _parse(request, state, "embeddings", ctx)
         result = await pipeline.embed(state.gateway, ctx, body)
@@ -115,7 +115,7 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
     """Auth, size limit, JSON, schema — each failure an OpenAI-shaped 4xx, recorded like any request."""
     try:
         await authenticate(request, state, ctx)
-        raw = await _read_body(request, state.config.server.max_body_bytes)
+        raw = await read_body(request, state.config.server.max_body_bytes)
         if state.recorder.keep_bodies:
             ctx.body_text = raw.decode("utf-8", "replace")
         try:
@@ -142,18 +142,6 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
         ctx.raw_body = data
     state.recorder.start(ctx, request.headers)
     return body
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}.", code="body_too_large")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.", code="body_too_large")
-    return bytes(body)
 
 
 def _route_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
@@ -191,15 +179,18 @@ def check_key(request: Request, state: AppState) -> None:
                            code="invalid_api_key")
 
 
-_ID_PREFIX = os.urandom(8).hex()  # unique per process, so ids from many replicas never collide
-_id_counter = itertools.count(1)
+def _context(request: Request, endpoint: Endpoint) -> RequestContext:
+    """A new request under the gateway's own id; the client's `x-request-id` is kept beside it, never as it."""
+    return RequestContext(new_request_id(), endpoint, request.client.host if request.client else None,
+                          client_request_id=client_request_id(request.headers.get("x-request-id")))
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    if given and len(given) <= 128 and given.isprintable():
-        return given
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"  # 32 hex characters, like a uuid4, without the syscall
+def _id_headers(ctx: RequestContext) -> dict[str, str]:
+    """`x-request-id`: the gateway's id (what `sluice logs show` takes); `x-client-request-id`: the client's, echoed."""
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.client_request_id is not None:
+        headers["x-client-request-id"] = ctx.client_request_id
+    return headers
 
 
 def _ms(seconds: float) -> str:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -19,25 +23,62 @@ from sluice.errors import (
     upstream_error_for_status,
 )
 
+log = logging.getLogger("sluice.backends")
+
 _DRAIN_TIMEOUT_S = 1.0
 _DRAIN_LIMIT_BYTES = 64 * 1024
 
 
-class HTTPUpstream:
-    """A pooled client for one upstream base URL (aiohttp: measured fastest relay, see docs/performance.md)."""
+@dataclass(slots=True, frozen=True)
+class UpstreamURL:
+    """A backend's base_url taken apart: credentials never travel in the URL, nor reach a message."""
 
-    def __init__(self, base_url: str, *, headers: dict[str, str], connect_timeout_s: float,
+    base: str  # scheme://host[:port]/path, no user:password@, no query
+    query: str  # "api-version=…" (Azure-style), appended after every path
+    basic_auth: str | None  # `Authorization` value for user:password@ in the URL
+    masked: str  # for logs: user:password@ and query values as ***
+
+    @classmethod
+    def parse(cls, base_url: str) -> UpstreamURL:
+        parts = urlsplit(base_url)
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"  # IPv6
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        basic_auth = None
+        if parts.username is not None or parts.password is not None:
+            login, password = unquote(parts.username or ""), unquote(parts.password or "")
+            basic_auth = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()  # RFC 7617, UTF-8
+        masked_query = "&".join(f"{pair.partition('=')[0]}=***" for pair in parts.query.split("&") if pair)
+        masked = urlunsplit((parts.scheme, ("***@" if basic_auth else "") + netloc, parts.path, masked_query, ""))
+        return cls(base, parts.query, basic_auth, masked)
+
+    def join(self, path: str) -> str:
+        return f"{self.base}{path}?{self.query}" if self.query else self.base + path
+
+
+class HTTPUpstream:
+    """A pooled client for one upstream base URL (aiohttp: measured fastest relay, see docs/performance.md).
+
+    Errors name the backend, never its URL: a base_url may carry credentials or a token in its query."""
+
+    def __init__(self, name: str, base_url: str, *, headers: dict[str, str], connect_timeout_s: float,
                  read_timeout_s: float, total_timeout_s: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._headers = headers
+        self.name = name
+        self.url = UpstreamURL.parse(base_url)
+        self._headers = dict(headers)
+        if self.url.basic_auth is not None and not any(k.lower() == "authorization" for k in headers):
+            self._headers["authorization"] = self.url.basic_auth  # config validation refuses a second one
         self._timeout = aiohttp.ClientTimeout(total=total_timeout_s, sock_connect=connect_timeout_s,
                                               sock_read=read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_config(cls, config: AnthropicBackendConfig | OpenAIBackendConfig,
+    def from_config(cls, name: str, config: AnthropicBackendConfig | OpenAIBackendConfig,
                     headers: dict[str, str]) -> HTTPUpstream:
-        return cls(config.base_url, headers=headers, connect_timeout_s=config.connect_timeout_s,
+        return cls(name, config.base_url, headers=headers, connect_timeout_s=config.connect_timeout_s,
                    read_timeout_s=config.read_timeout_s, total_timeout_s=config.total_timeout_s)
 
     async def start(self) -> None:
@@ -61,7 +102,7 @@ class HTTPUpstream:
             await self.start()
         assert self._session is not None
         try:
-            async with self._session.post(self.base_url + path, data=orjson.dumps(body),
+            async with self._session.post(self.url.join(path), data=orjson.dumps(body),
                                           headers={"content-type": "application/json", **(headers or {})}) as resp:
                 if resp.status >= 400:
                     raise with_retry_after(error_parser(resp.status, await resp.read()), resp.headers)
@@ -70,24 +111,44 @@ class HTTPUpstream:
         except UpstreamError:
             raise
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.base_url} timed out") from exc
+            raise UpstreamTimeout(f"upstream `{self.name}` timed out") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnavailable(f"cannot connect to upstream {self.base_url}: {exc.os_error}") from exc
+            log.debug("cannot connect to upstream %s at %s: %s", self.name, self.url.masked, exc.os_error)
+            raise UpstreamUnavailable(f"cannot connect to upstream `{self.name}`: {_reason(exc)}") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamUnavailable(f"upstream {self.base_url} closed the connection: {exc}") from exc
+            raise UpstreamUnavailable(f"upstream `{self.name}` closed the connection: {_reason(exc)}") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"upstream {self.base_url} failed: {exc}") from exc
+            raise UpstreamUnavailable(f"upstream `{self.name}` failed: {_reason(exc)}") from exc
 
     async def get_ok(self, path: str) -> bool:
         if self._session is None:
             await self.start()
         assert self._session is not None
         try:
-            async with self._session.get(self.base_url + path,
+            async with self._session.get(self.url.join(path),
                                          timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 return resp.status < 500
         except (aiohttp.ClientError, TimeoutError):
             return False
+
+
+def _reason(exc: aiohttp.ClientError) -> str:
+    """What went wrong, in words of our own: aiohttp's messages may quote the URL, query token and all."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return f"connection failed ({type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ClientOSError):  # e.g. reset mid-request; the OS's words carry no URL
+        return f"connection error ({exc.strerror or type(exc).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected before answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the body was cut short"
+    return type(exc).__name__
 
 
 async def _finish_body(resp: aiohttp.ClientResponse) -> None:

@@ -27,7 +27,7 @@ class AnthropicBackend:
         headers = {**config.headers, "anthropic-version": config.anthropic_version}
         if config.api_key:
             headers["x-api-key"] = config.api_key
-        self._http = HTTPUpstream.from_config(config, headers)
+        self._http = HTTPUpstream.from_config(name, config, headers)
 
     async def start(self) -> None:
         await self._http.start()

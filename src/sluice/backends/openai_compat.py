@@ -31,7 +31,7 @@ class OpenAICompatBackend:
         headers = dict(config.headers)
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key}"
-        self._http = HTTPUpstream.from_config(config, headers)
+        self._http = HTTPUpstream.from_config(name, config, headers)
 
     async def start(self) -> None:
         await self._http.start()

@@ -14,7 +14,13 @@ class ServerConfig(_Strict):
     port: int = Field(4000, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     master_key: str | None = None  # also read from SLUICE_MASTER_KEY
+    metrics_token: str | None = None  # a scrape token for /metrics (Bearer), besides the master key
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    # Slow or stalled clients (slowloris): what a connection may hold before it is closed (docs/config.md).
+    header_timeout_s: float = Field(10.0, gt=0)  # connection open (or a request's first byte) -> headers complete
+    body_timeout_s: float = Field(60.0, gt=0)  # headers complete -> the whole body read; 408 after
+    keep_alive_timeout_s: float = Field(30.0, gt=0)  # idle between two requests on one connection
+    max_connections: int | None = Field(2048, gt=0)  # more connections or requests in flight: 503; null: no cap
 
 
 class StoreConfig(_Strict):
