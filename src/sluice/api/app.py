@@ -8,14 +8,18 @@ from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.api import admin_deploy, admin_keys, admin_routes, admin_shadow, openai_routes
+from sluice.api.access import check_metrics
+from sluice.api.body import BodyDeadline
 from sluice.api.errors import error_response
 from sluice.api.wiring import AppState, build_state, start_admission, start_backends, stop_admission, stop_backends
 from sluice.config import SluiceConfig
+from sluice.errors import SluiceError
 from sluice.gateway.pipeline import InternalError
 from sluice.store import create_engine, migrate
 from sluice.telemetry.log_writer import RequestLogWriter
@@ -56,7 +60,9 @@ def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starl
                 Route("/metrics", metrics, methods=["GET"]),
                 *admin_deploy.routes],  # last: its GET /admin/deployments/{model:path} would shadow later ones
         lifespan=lifespan,
-        exception_handlers={Exception: _internal_error, 404: _not_found, 405: _method_not_allowed},
+        middleware=[Middleware(BodyDeadline, timeout_s=config.server.body_timeout_s)],
+        exception_handlers={Exception: _internal_error, SluiceError: _sluice_error, 404: _not_found,
+                            405: _method_not_allowed},
     )
     app.state.sluice = state
     return app
@@ -70,29 +76,29 @@ async def ready(request: Request) -> Response:
     """Ready when the store is open, every backend has started (local models loaded) and the semantic cache's
     embedder and index have loaded."""
     state: AppState = request.app.state.sluice
-    backends = {name: ("ready" if state.backend_ready(name) else _start_state(state, name))
-                for name in state.backends}
+    statuses = {name: state.backend_status(name) for name in state.backends}
+    backends = {name: status for name, (status, _) in statuses.items()}
     store_ok = state.log_writer is not None
     cache = dict(state.cache.starts) if state.cache is not None else {}  # the semantic cache's embedder, index
     ok = store_ok and all(value == "ready" for value in (*backends.values(), *cache.values()))
     body = {"status": "ready" if ok else "not_ready", "store": "ready" if store_ok else "not_ready",
             "backends": backends, "cache": cache}
+    reasons = {name: why for name, (_, why) in statuses.items() if why}
+    if reasons:
+        body["backend_errors"] = reasons
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
     state: AppState = request.app.state.sluice
+    try:
+        check_metrics(request, state)  # it names keys, teams and their spend
+    except SluiceError as error:
+        return error_response(error)
     writer = state.log_writer
     if writer is not None:
         state.metrics.log_queue_depth.set(writer.queue_depth)
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def _start_state(state: AppState, name: str) -> str:
-    task = state.gateway.starting.get(name)
-    if task is None or not task.done():
-        return "starting"
-    return "failed"
 
 
 async def _open_store(state: AppState) -> None:
@@ -113,6 +119,11 @@ async def _close_store(state: AppState) -> None:
         await writer.close(timeout_s=state.config.server.graceful_shutdown_s)
     if engine is not None:
         await engine.dispose()
+
+
+async def _sluice_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SluiceError)  # a route that let one escape (e.g. RequestTimeout from BodyDeadline)
+    return error_response(exc)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

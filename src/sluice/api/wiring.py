@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.backends import Backend, build_backend
+from sluice.backends.base import Supervised
+from sluice.backends.worker import WorkerMetrics
 from sluice.cache import GatewayCache, build_cache
 from sluice.config import SluiceConfig
 from sluice.cost import KeyAdmission, KeyMetrics, build_pricing
@@ -53,13 +55,27 @@ class AppState:
         return hmac.compare_digest(token.encode(), self.master_key.encode())
 
     def backend_ready(self, name: str) -> bool:
+        return self.backend_status(name)[0] == "ready"
+
+    def backend_status(self, name: str) -> tuple[str, str | None]:
+        """(`starting` | `ready` | `restarting` | `failed`, why not ready) — what /health/ready reports."""
         task = self.gateway.starting.get(name)
-        return task is not None and task.done() and not task.cancelled() and task.exception() is None
+        if task is None or not task.done():
+            return "starting", None
+        if task.cancelled() or task.exception() is not None:
+            backend = self.backends[name]
+            if isinstance(backend, Supervised):
+                return backend.readiness()
+            return "failed", str(task.exception()) if not task.cancelled() else "start cancelled"
+        backend = self.backends[name]
+        return backend.readiness() if isinstance(backend, Supervised) else ("ready", None)
 
 
 def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppState:
-    backends = {name: build_backend(name, backend) for name, backend in config.backends.items()}
     metrics = GatewayMetrics()
+    worker_metrics = WorkerMetrics(metrics.registry)
+    backends = {name: build_backend(name, backend, worker_metrics=worker_metrics)
+                for name, backend in config.backends.items()}
     recorder = Recorder(metrics, tracing or Tracing(config.telemetry.tracing), sink=None,
                         keep_bodies=config.store.log_bodies != "none")
     slots = {name: Slots(cfg.max_concurrency, metrics.queued.labels(name))

@@ -31,3 +31,15 @@ class Backend(Protocol):
 
     async def embed(self, request: EmbeddingRequest, upstream_model: str) -> Embeddings:
         """Embeddings for `request.input`."""
+
+
+@runtime_checkable
+class Supervised(Protocol):
+    """A backend that can stop serving after it started (a local runtime's worker process died and restarts)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process serving now, if any."""
+
+    def readiness(self) -> tuple[str, str | None]:
+        """(`starting` | `ready` | `restarting` | `failed`, why it is not ready)."""

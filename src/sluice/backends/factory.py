@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sluice.backends.base import Backend
 from sluice.config import (
     AnthropicBackendConfig,
@@ -13,8 +15,18 @@ from sluice.config import (
     TransformersBackendConfig,
 )
 
+if TYPE_CHECKING:
+    from sluice.backends.worker import WorkerMetrics
 
-def build_backend(name: str, config: BackendConfig) -> Backend:
+
+def build_backend(name: str, config: BackendConfig, *, worker_metrics: WorkerMetrics | None = None) -> Backend:
+    """The adapter for `config`; local runtimes run in a supervised worker process unless `isolation: thread`."""
+    if isinstance(config, GGUFBackendConfig | TransformersBackendConfig | EmbeddingBackendConfig):
+        if config.isolation == "thread":
+            return build_runtime(name, config)
+        from sluice.backends.worker import WorkerBackend
+
+        return WorkerBackend(name, config, metrics=worker_metrics)
     if isinstance(config, OpenAIBackendConfig):
         from sluice.backends.openai_compat import OpenAICompatBackend
 
@@ -23,6 +35,16 @@ def build_backend(name: str, config: BackendConfig) -> Backend:
         from sluice.backends.anthropic import AnthropicBackend
 
         return AnthropicBackend(name, config)
+    if isinstance(config, SimBackendConfig):  # its validator already refused what would not start
+        from sluice.sim import SimulatorBackend, build_simulator
+
+        return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed,
+                                                      **config.engine_flags()))
+    raise TypeError(f"no adapter for backend type {type(config).__name__}")
+
+
+def build_runtime(name: str, config: BackendConfig) -> Backend:
+    """A local runtime loaded in this process: in the worker process, or the gateway's with `isolation: thread`."""
     if isinstance(config, GGUFBackendConfig):
         from sluice.backends.gguf import GGUFBackend
 
@@ -35,9 +57,4 @@ def build_backend(name: str, config: BackendConfig) -> Backend:
         from sluice.backends.embedding import SentenceTransformerBackend
 
         return SentenceTransformerBackend(name, config)
-    if isinstance(config, SimBackendConfig):  # its validator already refused what would not start
-        from sluice.sim import SimulatorBackend, build_simulator
-
-        return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed,
-                                                      **config.engine_flags()))
-    raise TypeError(f"no adapter for backend type {type(config).__name__}")
+    raise TypeError(f"backend type {type(config).__name__} is not a local runtime")

@@ -83,6 +83,9 @@ class _LlamaTokenModel:
     @classmethod
     def load(cls, config: GGUFBackendConfig) -> _LlamaTokenModel:
         file = resolve_gguf_path(config.path)
+        with file.open("rb") as head:
+            if head.read(4) != b"GGUF":
+                raise BackendNotReady(f"not a GGUF file (no GGUF magic at its start): {file}")
         try:
             from llama_cpp import Llama
         except ImportError as exc:

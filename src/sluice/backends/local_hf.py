@@ -22,6 +22,8 @@ from sluice.backends.types import (
 from sluice.config import TransformersBackendConfig
 from sluice.errors import BackendNotReady, InvalidRequest
 
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth")  # sharded files and their index match too
+
 
 class TransformersBackend(LocalGenerationBackend):
     type = "transformers"
@@ -47,15 +49,17 @@ class _TorchTokenModel:
 
     @classmethod
     def load(cls, config: TransformersBackendConfig) -> _TorchTokenModel:
+        path = Path(config.path).expanduser()
+        if not (path / "config.json").is_file():
+            raise BackendNotReady(f"not a transformers model directory (no config.json): {path}")
+        if not any(any(path.glob(pattern)) for pattern in _WEIGHT_FILES):
+            raise BackendNotReady(f"no weights in the model directory (no {' / '.join(_WEIGHT_FILES)}): {path}")
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
             raise BackendNotReady("transformers backends need torch and transformers: "
                                   "pip install 'sluicegate[local]' (see docs/local-models.md)") from exc
-        path = Path(config.path).expanduser()
-        if not (path / "config.json").is_file():
-            raise BackendNotReady(f"not a transformers model directory (no config.json): {path}")
         dtype = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)

@@ -1,4 +1,4 @@
-"""`Embedder`: prompt text to a unit vector, through any embedding backend (its own worker thread or HTTP)."""
+"""`Embedder`: prompt text to a unit vector, through any embedding backend (its own worker process or HTTP)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import base64
 
 import numpy as np
 
-from sluice.backends import Backend, EmbeddingRequest
-from sluice.backends.embedding import SentenceTransformerBackend
+from sluice.backends import Backend, EmbeddingRequest, build_backend
 from sluice.config import EmbeddingBackendConfig
 
 
 class Embedder:
-    """Embeds through a backend's `embed` — the sentence-transformers backend encodes in a worker thread, never
-    on the event loop. `owned` backends (the in-process default) are started and closed with the cache."""
+    """Embeds through a backend's `embed` — the sentence-transformers backend encodes in its worker process, never
+    on the event loop. `owned` backends (the built-in default) are started and closed with the cache."""
 
     def __init__(self, backend: Backend, model: str, *, owned: bool) -> None:
         self.backend = backend
@@ -24,7 +23,7 @@ class Embedder:
     def builtin(cls, path: str, device: str = "cpu") -> Embedder:
         """A private sentence-transformers model (default all-MiniLM-L6-v2), loaded like an embedding backend."""
         config = EmbeddingBackendConfig(type="sentence_transformers", path=path, device=device)
-        return cls(SentenceTransformerBackend("cache-embedder", config), path, owned=True)
+        return cls(build_backend("cache-embedder", config), path, owned=True)
 
     async def start(self) -> None:
         if self.owned:

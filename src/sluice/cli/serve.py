@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 from pathlib import Path
 
 import typer
@@ -26,7 +28,11 @@ def serve(
     import uvicorn
 
     from sluice.api.app import create_app
+    from sluice.api.listener import HTTPParser, uvicorn_config
 
+    if http not in ("httptools", "h11"):
+        err_console.print(f"[red]--http:[/] {escape(http)} is not httptools or h11")
+        raise typer.Exit(2)
     settings = load_or_exit(config)
     try:
         app = create_app(settings)
@@ -42,6 +48,26 @@ def serve(
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     console.print(f"[bold]sluice[/] gateway on http://{bind_host}:{bind_port}/v1  models: {models}")
-    uvicorn.run(app, host=bind_host, port=bind_port, loop=loop, http=http, log_level=log_level,
-                access_log=access_log, timeout_graceful_shutdown=int(settings.server.graceful_shutdown_s),
-                timeout_keep_alive=30)
+    _log_to_stderr(log_level)
+    # server.header_timeout_s, body_timeout_s, keep_alive_timeout_s and max_connections bound slow clients
+    parser: HTTPParser = "h11" if http == "h11" else "httptools"
+    server = uvicorn.Server(uvicorn_config(app, settings.server, host=bind_host, port=bind_port, loop=loop,
+                                           http=parser, log_level=log_level, access_log=access_log))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        server.run()
+
+
+def _log_to_stderr(level: str) -> None:
+    """The gateway's own log lines (backend starts, worker restarts, dropped rows) beside uvicorn's, same look."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(padding)s%(message)s"))
+    handler.addFilter(_pad_level)
+    logger = logging.getLogger("sluice")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def _pad_level(record: logging.LogRecord) -> bool:
+    record.padding = " " * max(1, 9 - len(record.levelname))  # uvicorn's "INFO:     " column
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -27,6 +28,26 @@ class _GPUHoursBackend(_BackendBase):
         return self
 
 
+def _check_base_url(base_url: str, headers: dict[str, str], authorization_key: str | None) -> None:
+    """An http(s) URL; `user:password@` in it is sent as basic auth, so nothing else may set Authorization.
+    Messages never quote the URL: it may hold credentials."""
+    try:
+        parts = urlsplit(base_url)
+        has_credentials = parts.username is not None or parts.password is not None
+        port_ok = parts.port is None or parts.port > 0  # reading .port checks it is a number in range
+    except ValueError:
+        raise ValueError("base_url: not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError("base_url: expected an http:// or https:// URL with a host")
+    if not has_credentials:
+        return
+    if authorization_key is not None:
+        raise ValueError(f"base_url: has credentials (user:password@) and {authorization_key} is set too; "
+                         "give one (the URL's are sent as basic auth)")
+    if any(name.lower() == "authorization" for name in headers):
+        raise ValueError("base_url: has credentials (user:password@) and headers set Authorization too; give one")
+
+
 class OpenAIBackendConfig(_GPUHoursBackend):
     """Any OpenAI-compatible server: vLLM, TGI, Ollama, llama.cpp server, OpenAI, Together, Groq, sluice sim."""
 
@@ -37,6 +58,11 @@ class OpenAIBackendConfig(_GPUHoursBackend):
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(300.0, gt=0)  # longest silence allowed between bytes
     total_timeout_s: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> OpenAIBackendConfig:
+        _check_base_url(self.base_url, self.headers, "api_key" if self.api_key else None)
+        return self
 
 
 class AnthropicBackendConfig(_BackendBase):
@@ -50,8 +76,20 @@ class AnthropicBackendConfig(_BackendBase):
     read_timeout_s: float = Field(300.0, gt=0)
     total_timeout_s: float = Field(600.0, gt=0)
 
+    @model_validator(mode="after")
+    def _one_authorization(self) -> AnthropicBackendConfig:
+        _check_base_url(self.base_url, self.headers, None)  # its api_key goes in x-api-key
+        return self
 
-class GGUFBackendConfig(_BackendBase):
+
+class _LocalRuntime(_BackendBase):
+    """A model run by the gateway itself. `process` (default): in a supervised worker process, so a native crash
+    is a 503 and a restart; `thread`: in the gateway's own process (no hop, but a crash there kills the gateway)."""
+
+    isolation: Literal["process", "thread"] = "process"
+
+
+class GGUFBackendConfig(_LocalRuntime):
     """A GGUF file run in-process on CPU; `path: builtin:smollm2` is the bundled SmolLM2-135M-Instruct."""
 
     type: Literal["gguf"]
@@ -64,7 +102,7 @@ class GGUFBackendConfig(_BackendBase):
     max_concurrency: int | None = Field(1, gt=0)
 
 
-class TransformersBackendConfig(_GPUHoursBackend):
+class TransformersBackendConfig(_GPUHoursBackend, _LocalRuntime):
     """A transformers model directory (config.json + weights), on CPU or a GPU."""
 
     type: Literal["transformers"]
@@ -74,7 +112,7 @@ class TransformersBackendConfig(_GPUHoursBackend):
     max_concurrency: int | None = Field(1, gt=0)
 
 
-class EmbeddingBackendConfig(_BackendBase):
+class EmbeddingBackendConfig(_LocalRuntime):
     """A sentence-transformers model; `path: builtin:all-minilm-l6-v2` is the bundled all-MiniLM-L6-v2."""
 
     type: Literal["sentence_transformers"]
