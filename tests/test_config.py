@@ -218,15 +218,14 @@ def test_a_nested_validator_error_is_named_with_its_full_path() -> None:
     assert "Value error" not in message
 
 
-def test_a_simulated_backend_vllm_would_refuse_is_an_error_naming_the_backend() -> None:
-    too_long = {"type": "sim", "model": "llama-3.1-8b", "gpu": "l4", "max_model_len": 131072}
-    message = config_error({"backends": {"s": too_long, "t": {"type": "sim", "model": "llama-9", "gpu": "l4"},
-                                         "u": {"type": "sim", "model": "llama-3.1-8b", "gpu": "l44"}}})
+def test_config_is_data_parsing_runs_no_planner_and_imports_no_classifier() -> None:
+    config = parse_config({  # what would not start is a start-up check's to refuse (tests/gateway/test_startup.py)
+        "backends": {"a": OPENAI_A, "s": {"type": "sim", "model": "llama-3.1-8b", "gpu": "l44"}},
+        "models": {"cheap": {"targets": [{"backend": "a"}]}, "strong": {"targets": [{"backend": "s"}]},
+                   "auto": {"router": {"easy": "cheap", "hard": "strong", "classifier": "nope.mod:f"}}}})
 
-    assert re.search(r"  - backends\.s: llama-3\.1-8b on 1x l4, bf16 would not start: one max-model-len "
-                     r"sequence \(131072 tokens\) needs .* of KV cache", message)
-    assert "  - backends.t.model: unknown model 'llama-9'" in message
-    assert "  - backends.u.gpu: unknown GPU 'l44'; did you mean l4" in message
+    assert config.backends["s"].gpu == "l44"  # type: ignore[union-attr]
+    assert config.models["auto"].router is not None and config.models["auto"].router.classifier == "nope.mod:f"
 
 
 def test_every_error_in_a_file_is_reported_not_just_the_first() -> None:

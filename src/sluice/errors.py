@@ -82,6 +82,26 @@ class ModelNotFound(SluiceError):
         super().__init__(f"The model `{model}` does not exist.", param="model", code="model_not_found")
 
 
+class RouteNotFound(SluiceError):
+    """No route for the path (the API's own 404; an unknown model is `ModelNotFound`)."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"No route for {path}", code="not_found")
+
+
+class MethodNotAllowed(SluiceError):
+    status_code = 405
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"{method} is not allowed on {path}", code="method_not_allowed")
+
+
 class PayloadTooLarge(SluiceError):
     status_code = 413
     error_type = "invalid_request_error"
@@ -136,6 +156,10 @@ class BackendNotReady(SluiceError):
     error_class = ErrorClass.SERVER
 
 
+class InternalError(SluiceError):
+    """Anything unexpected: the client gets a plain 500 body, the traceback goes to the server log."""
+
+
 class ClientDisconnected(SluiceError):
     status_code = 499
     error_type = "client_disconnect"
@@ -164,10 +188,13 @@ __all__ = [
     "ConfigError",
     "ErrorClass",
     "Forbidden",
+    "InternalError",
     "InvalidRequest",
+    "MethodNotAllowed",
     "ModelNotFound",
     "PayloadTooLarge",
     "RequestTimeout",
+    "RouteNotFound",
     "SluiceError",
     "Unauthorized",
     "UnsupportedMediaType",

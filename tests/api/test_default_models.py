@@ -79,6 +79,7 @@ def test_a_simulated_deployment_that_cannot_start_is_a_config_error() -> None:
     from sluice.config import parse_config
     from sluice.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"backends\.s: .*would not start"):  # at load, before any app exists
-        parse_config({"backends": {"s": {"type": "sim", "model": "llama-3.1-405b", "gpu": "rtx-3090"}},
-                      "models": {"m": {"targets": [{"backend": "s"}]}}})
+    config = parse_config({"backends": {"s": {"type": "sim", "model": "llama-3.1-405b", "gpu": "rtx-3090"}},
+                           "models": {"m": {"targets": [{"backend": "s"}]}}})
+    with pytest.raises(ConfigError, match=r"backends\.s: .*would not start"):  # at start-up, before any app exists
+        create_app(config)

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.config import TracingConfig
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.telemetry.tracing import Tracing
 from tests.support.gateway import RunningGateway, run_gateway, upstream_config
 from tests.support.openai_server import OpenAIUpstream

@@ -16,7 +16,7 @@ from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from sluice.cli import app
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store import create_engine, migrate, request_log
 from tests.support.postgres import database_url, postgres_server, postgres_url  # noqa: F401
 

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from sluice.cli.logs import itl_summary, logs_app
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store import create_engine, migrate, request_log
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store import create_engine, request_log
 from tests.support.anthropic_server import API_KEY, CACHE_READ_TOKENS, CACHE_WRITE_TOKENS, INPUT_TOKENS, AnthropicServer
 from tests.support.gateway import RunningGateway, run_gateway, upstream_config

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import CanaryConfig, SluiceConfig, parse_config
 from sluice.errors import InvalidRequest, ModelNotFound
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.rollout import DeploymentRegistry, TargetRef
 from sluice.rollout.errors import RolloutConflict
 from sluice.rollout.metrics import RolloutMetrics

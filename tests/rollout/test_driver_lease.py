@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.config import CanaryConfig
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.rollout import TargetRef
 from sluice.rollout.controller import LEASE, CanaryDriver
 from sluice.rollout.webhooks import WebhookNotifier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.rollout import TargetRef
 from sluice.rollout.shadow import pick_shadow, sampled
 from sluice.rollout.shadow_pair import build_pair, length_ratio, token_jaccard

@@ -9,11 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluice.rollout import shadow_store
 from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair
 from sluice.rollout.shadow_report import load_report, parse_since, summarize
 from sluice.rollout.shadow_writer import ShadowPairWriter
-from sluice.store import create_engine, current_revision, head_revision, migrate, shadow_pairs
+from sluice.store import create_engine, current_revision, head_revision, migrate
 
 NOW = 1_750_000_000.0
 PII = "write to jane@example.com"
@@ -70,7 +71,7 @@ def writer_for(engine: AsyncEngine, **kwargs: object) -> tuple[ShadowPairWriter,
 
 async def test_migrations_create_an_empty_shadow_pairs_table(database_url: str, engine: AsyncEngine) -> None:
     assert current_revision(database_url) == head_revision()
-    assert await shadow_pairs.count(engine) == 0
+    assert await shadow_store.count(engine) == 0
 
 
 async def test_pairs_round_trip_through_the_writer_with_redacted_bodies_by_default(engine: AsyncEngine) -> None:
@@ -81,7 +82,7 @@ async def test_pairs_round_trip_through_the_writer_with_redacted_bodies_by_defau
                     tokens_estimated=True)
     writer.submit(original)
     await writer.close(timeout_s=10)
-    (stored,) = await shadow_pairs.recent(engine, model="m")
+    (stored,) = await shadow_store.recent(engine, model="m")
     assert stored.primary_body == stored.shadow_body == "write to [EMAIL]"
     assert stored.request_body == '{"content": "write to [EMAIL]"}'
     assert stored.shadow_error == "rejected: write to [EMAIL]"
@@ -94,7 +95,7 @@ async def test_full_and_none_body_modes(engine: AsyncEngine) -> None:
         writer, _ = writer_for(engine, log_bodies=mode)
         writer.submit(pair(request_id, primary_body=PII, shadow_body=PII, request_body="{}"))
         await writer.close(timeout_s=10)
-    stored = {p.request_id: p for p in await shadow_pairs.recent(engine)}
+    stored = {p.request_id: p for p in await shadow_store.recent(engine)}
     assert stored["kept"].primary_body == PII and stored["kept"].request_body == "{}"
     assert (stored["dropped"].primary_body, stored["dropped"].shadow_body, stored["dropped"].request_body) == (
         None, None, None)
@@ -106,7 +107,7 @@ async def test_a_full_queue_drops_new_pairs_and_counts_them(engine: AsyncEngine)
         writer.submit(pair(f"q{index}"))
     assert writer.pairs_dropped == 2 and metrics.pairs_dropped._value.get() == 2  # type: ignore[attr-defined]
     await writer.close(timeout_s=10)
-    assert await shadow_pairs.count(engine) == 3
+    assert await shadow_store.count(engine) == 3
     writer.submit(pair("after-close"))
     assert writer.pairs_dropped == 3
 
@@ -117,8 +118,8 @@ async def test_many_pairs_are_written_in_batches(engine: AsyncEngine) -> None:
     for index in range(230):
         writer.submit(pair(f"b{index:03d}", created_at=NOW + index))
     await writer.close(timeout_s=10)
-    assert writer.pairs_written == 230 and await shadow_pairs.count(engine, model="m") == 230
-    newest = await shadow_pairs.recent(engine, model="m", limit=2, bodies=False)
+    assert writer.pairs_written == 230 and await shadow_store.count(engine, model="m") == 230
+    newest = await shadow_store.recent(engine, model="m", limit=2, bodies=False)
     assert [p.request_id for p in newest] == ["b229", "b228"]
 
 

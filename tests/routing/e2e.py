@@ -13,7 +13,7 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from tests.support.gateway import RunningGateway
 from tests.support.openai_server import OpenAIUpstream, make_openai_upstream
 from tests.support.servers import serve_app

@@ -12,6 +12,7 @@ import pytest
 
 from sluice.config import parse_config
 from sluice.errors import ConfigError, InvalidRequest
+from sluice.gateway.startup import check_startup
 from sluice.routing.difficulty_router import DifficultyRouter, Turn, features, load_classifier, rules_score
 from tests.routing.e2e import chat_paths, config, sample, streamed_text, upstreams
 from tests.support.gateway import run_gateway
@@ -72,9 +73,10 @@ def models(**router: Any) -> dict[str, Any]:
 
 
 def check(models: dict[str, Any]) -> str:
+    """The error parsing gives, else the start-up check's (the classifier is imported there, not in config)."""
     backends = {"a": {"type": "openai", "base_url": "http://a/v1"}, "b": {"type": "openai", "base_url": "http://b/v1"}}
     with pytest.raises(ConfigError) as info:
-        parse_config({"backends": backends, "models": models})
+        check_startup(parse_config({"backends": backends, "models": models}))
     return str(info.value)
 
 

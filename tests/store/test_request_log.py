@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store import create_engine, current_revision, head_revision, migrate, request_log
 from tests.support.postgres import database_url, postgres_server, postgres_url  # noqa: F401
 

@@ -17,7 +17,7 @@ from sluice.api import create_app
 from sluice.api.listener import HTTPParser, uvicorn_config
 from sluice.api.wiring import AppState
 from sluice.config import parse_config
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.telemetry.tracing import Tracing
 from tests.support.servers import free_port, serve_config
 

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import StoreConfig
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store import create_engine, migrate, request_log
 from sluice.telemetry.log_writer import RequestLogWriter
 from tests.support.postgres import database_url, postgres_server, postgres_url  # noqa: F401

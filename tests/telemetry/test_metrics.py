@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sluice.errors import ErrorClass
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.telemetry.metrics import UNROUTED, GatewayMetrics
 
 HISTOGRAMS = {

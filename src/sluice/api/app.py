@@ -19,8 +19,7 @@ from sluice.api.body import BodyDeadline
 from sluice.api.errors import error_response
 from sluice.api.wiring import AppState, build_state, start_admission, start_backends, stop_admission, stop_backends
 from sluice.config import SluiceConfig
-from sluice.errors import SluiceError
-from sluice.gateway.pipeline import InternalError
+from sluice.errors import InternalError, MethodNotAllowed, RouteNotFound, SluiceError
 from sluice.store import create_engine, migrate
 from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.tracing import Tracing
@@ -131,14 +130,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return Response(orjson.dumps({"error": {"message": f"No route for {request.url.path}",
-                                            "type": "invalid_request_error", "param": None,
-                                            "code": "not_found"}}),
-                    status_code=404, media_type="application/json")
+    return error_response(RouteNotFound(request.url.path))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return Response(orjson.dumps({"error": {"message": f"{request.method} is not allowed on {request.url.path}",
-                                            "type": "invalid_request_error", "param": None,
-                                            "code": "method_not_allowed"}}),
-                    status_code=405, media_type="application/json")
+    return error_response(MethodNotAllowed(request.method, request.url.path))

@@ -19,7 +19,7 @@ from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, SluiceError, Unauthorized
 from sluice.gateway import pipeline
 from sluice.gateway.context import RequestContext
-from sluice.gateway.request_ids import client_request_id, new_request_id
+from sluice.records import client_request_id, new_request_id
 
 _MODELS: dict[Endpoint, type[BaseModel]] = {
     "chat": ChatCompletionRequest,

@@ -15,14 +15,16 @@ from sluice.backends import Backend, build_backend
 from sluice.backends.base import Supervised
 from sluice.backends.worker import WorkerMetrics
 from sluice.cache import GatewayCache, build_cache
-from sluice.config import SluiceConfig
+from sluice.config import BackendConfig, SimBackendConfig, SluiceConfig
 from sluice.cost import KeyAdmission, KeyMetrics, build_pricing
 from sluice.gateway.pipeline import Gateway
 from sluice.gateway.slots import Slots
+from sluice.gateway.startup import check_startup
 from sluice.rollout import DeploymentRegistry
 from sluice.rollout.controller import RolloutControl
 from sluice.rollout.shadow_mode import ShadowMode
 from sluice.routing import HealthChecker, Router, RoutingMetrics
+from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.metrics import GatewayMetrics
@@ -72,10 +74,10 @@ class AppState:
 
 
 def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppState:
+    check_startup(config)  # before anything is built: what would not start is a ConfigError naming its key
     metrics = GatewayMetrics()
     worker_metrics = WorkerMetrics(metrics.registry)
-    backends = {name: build_backend(name, backend, worker_metrics=worker_metrics)
-                for name, backend in config.backends.items()}
+    backends = {name: _build_backend(name, backend, worker_metrics) for name, backend in config.backends.items()}
     recorder = Recorder(metrics, tracing or Tracing(config.telemetry.tracing), sink=None,
                         keep_bodies=config.store.log_bodies != "none")
     slots = {name: Slots(cfg.max_concurrency, metrics.queued.labels(name))
@@ -99,6 +101,12 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     return AppState(config=config, backends=backends, gateway=gateway, recorder=recorder, metrics=metrics,
                     master_key=master_key, rollout=rollout, shadow=shadow, shared_state=shared_state,
                     admission=admission, cache=cache)
+
+
+def _build_backend(name: str, config: BackendConfig, worker_metrics: WorkerMetrics) -> Backend:
+    if isinstance(config, SimBackendConfig):  # sim/ builds on backends/, so its adapter is built here
+        return simulator_backend(name, config)
+    return build_backend(name, config, worker_metrics=worker_metrics)
 
 
 async def start_admission(state: AppState) -> None:

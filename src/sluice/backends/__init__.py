@@ -11,6 +11,7 @@ from sluice.backends.types import (
     EmbeddingRequest,
     Embeddings,
     Endpoint,
+    GenerationRequest,
     Usage,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "EmbeddingRequest",
     "Embeddings",
     "Endpoint",
+    "GenerationRequest",
     "Usage",
     "build_backend",
 ]

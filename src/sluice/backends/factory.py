@@ -1,4 +1,5 @@
-"""Build backends from config; local runtimes are imported only when configured (they need the `local` extra)."""
+"""Build backends from config; local runtimes are imported only when configured (they need the `local` extra).
+Not `type: sim`: the simulator builds on backends/, so sim/ builds its adapter (`sluice.sim.simulator_backend`)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,8 @@ def build_backend(name: str, config: BackendConfig, *, worker_metrics: WorkerMet
         from sluice.backends.anthropic import AnthropicBackend
 
         return AnthropicBackend(name, config)
-    if isinstance(config, SimBackendConfig):  # its validator already refused what would not start
-        from sluice.sim import SimulatorBackend, build_simulator
-
-        return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed,
-                                                      **config.engine_flags()))
+    if isinstance(config, SimBackendConfig):  # sim/ builds on backends/: the composition root builds this one
+        raise TypeError(f"backend {name!r} is simulated: build it with sluice.sim.simulator_backend")
     raise TypeError(f"no adapter for backend type {type(config).__name__}")
 
 

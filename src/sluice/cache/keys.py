@@ -8,9 +8,7 @@ from typing import Any
 
 import orjson
 
-from sluice.backends import ChatCompletionRequest, CompletionRequest
-
-GenerationRequest = ChatCompletionRequest | CompletionRequest
+from sluice.backends import GenerationRequest
 
 # Fields that change how an answer is delivered or attributed, never what it says.
 IGNORED_FIELDS = frozenset({"stream", "stream_options", "user"})

@@ -27,10 +27,8 @@ from sluice.cache.semantic import SemanticStore
 from sluice.config import CacheConfig
 
 if TYPE_CHECKING:
-    from sluice.backends import ChatCompletionRequest, CompletionRequest
+    from sluice.backends import GenerationRequest
     from sluice.gateway.context import RequestContext
-
-    GenerationRequest = ChatCompletionRequest | CompletionRequest
 
 log = logging.getLogger("sluice.cache")
 

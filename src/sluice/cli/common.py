@@ -22,8 +22,13 @@ err_console = Console(stderr=True)
 
 
 def load_or_exit(path: Path | None) -> SluiceConfig:
+    """The config, validated and start-up checked (`sluice.gateway.startup`), or exit 2 naming the bad key."""
+    from sluice.gateway.startup import check_startup  # here: only commands that read a config load the planner
+
     try:
-        return load_config(path)
+        config = load_config(path)
+        check_startup(config, str(path) if path is not None else "<config>")
+        return config
     except ConfigError as exc:
         err_console.print(f"[red]config error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None

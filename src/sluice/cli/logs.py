@@ -19,7 +19,7 @@ from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.cli.common import console, err_console, load_or_exit, read_store
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store import request_log
 
 DEFAULT_DB = "sqlite:///sluice.db"

@@ -1,4 +1,7 @@
-"""The YAML config as pydantic models: `${ENV}` substitution and errors that name the bad key path."""
+"""The YAML config as pydantic models: `${ENV}` substitution and errors that name the bad key path.
+
+Pure data: nothing here imports a runtime package or user code. Checks that need one (would a simulated vLLM
+start, does a router's classifier import) run where config is composed: `sluice.gateway.startup`."""
 
 from __future__ import annotations
 
@@ -116,12 +119,6 @@ class SluiceConfig(_Strict):
                     raise ValueError(f"{where}.router.{side}: unknown model {chosen!r} (configured: {known})")
                 if other.router is not None:
                     raise ValueError(f"{where}.router.{side}: {chosen!r} is itself a router model")
-            from sluice.routing.difficulty_router import load_classifier  # here: routing/ imports config
-
-            try:
-                load_classifier(model.router.classifier)
-            except ValueError as exc:
-                raise ValueError(f"{where}.router.classifier: {exc}") from None
         return self
 
     @model_validator(mode="after")

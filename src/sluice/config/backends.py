@@ -96,9 +96,7 @@ class GGUFBackendConfig(_LocalRuntime):
     path: str
     n_ctx: int = Field(2048, gt=0)
     n_threads: int | None = Field(None, gt=0)
-    # llama.cpp's non-flash attention path gives wrong logits for a fresh context's first prompt on some
-    # CPU builds (llama-cpp-python 0.3.36: SmolLM2 answered in French nonsense once, then correctly).
-    flash_attn: bool = True
+    flash_attn: bool = True  # llama.cpp's fused attention path (docs/local-models.md#flash_attn)
     max_concurrency: int | None = Field(1, gt=0)
 
 
@@ -137,25 +135,11 @@ class SimBackendConfig(_BackendBase):
     gpu_hour_usd: float | None = Field(None, gt=0)  # per GPU (x tensor_parallel_size); default: the catalog's price
 
     def engine_flags(self) -> dict[str, Any]:
-        """The `vllm serve` flags as keywords of `sluice.plan.startable_deployment` / `sim.build_simulator`."""
+        """The `vllm serve` flags as keywords of `sluice.plan.startable_deployment` / `sim.build_simulator`.
+        Whether they would start is a start-up check (`sluice.gateway.startup`), not a field rule."""
         return {"tensor_parallel_size": self.tensor_parallel_size, "quantization": self.quantization,
                 "max_model_len": self.max_model_len, "gpu_memory_utilization": self.gpu_memory_utilization,
                 "max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens}
-
-    @model_validator(mode="after")
-    def _would_start(self) -> SimBackendConfig:
-        """What vLLM refuses at start-up (unknown ids, a KV cache too small for `max_model_len`, ...) is a config
-        error, so `sluice config validate` and `sluice serve` reject the same files."""
-        from sluice.catalog import CatalogError, UnknownIdError  # here: catalog/ and plan/ load on demand
-        from sluice.plan import PlanError, startable_deployment
-
-        try:
-            startable_deployment(self.model, self.gpu, **self.engine_flags())
-        except UnknownIdError as exc:
-            raise ValueError(f"{'gpu' if exc.kind == 'GPU' else 'model'}: {exc}") from None
-        except (CatalogError, PlanError) as exc:
-            raise ValueError(str(exc)) from None
-        return self
 
 
 BackendConfig = Annotated[

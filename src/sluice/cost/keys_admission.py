@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import KeysConfig
+from sluice.cost import keys_store as key_store
 from sluice.cost.budget import KeyWindow, key_windows, ledger_name
 from sluice.cost.keys import VirtualKey, hash_token, parse_key_id
 from sluice.cost.keys_cache import KeyCache
@@ -30,7 +31,6 @@ from sluice.cost.keys_metrics import KeyMetrics
 from sluice.cost.keys_service import KeyService
 from sluice.cost.limits import prompt_tokens, rpm_rule, tpm_rule, used_tokens
 from sluice.errors import Unauthorized
-from sluice.gateway.stages import NoPricing, Pricing
 from sluice.state import (
     BudgetHold,
     BudgetRefused,
@@ -44,11 +44,11 @@ from sluice.state import (
     StateError,
     Unseeded,
 )
-from sluice.store import keys as key_store
 
 if TYPE_CHECKING:
     from sluice.backends import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
     from sluice.gateway.context import RequestContext
+    from sluice.gateway.stages import Pricing
 
 log = logging.getLogger("sluice.keys")
 
@@ -75,7 +75,7 @@ class KeyAdmission:
         self.metrics = metrics
         self.cache = KeyCache(state, config, metrics)
         self.service = KeyService(self.cache)  # what the admin API calls
-        self.pricing: Pricing = NoPricing()  # the gateway's pricing stage, set by wiring
+        self.pricing: Pricing | None = None  # the gateway's pricing stage, set by wiring (None: no estimates)
         self._master = master_key.encode() if master_key else None
         self._settling: set[asyncio.Task[None]] = set()
         self._seeding: dict[str, asyncio.Task[None]] = {}
@@ -148,7 +148,9 @@ class KeyAdmission:
         windows: tuple[KeyWindow, ...] = ()
         hold = None
         if key.has_budget:
-            estimate = None if ctx.endpoint == "embeddings" else self.pricing.estimate(ctx, request)  # type: ignore[arg-type]
+            pricing = self.pricing
+            estimate = (None if ctx.endpoint == "embeddings" or pricing is None
+                        else pricing.estimate(ctx, request))  # type: ignore[arg-type]
             windows = key_windows(key, time.time())
             hold = BudgetHold(ledger_name(key.id), tuple(w.counter for w in windows),
                               f"{_HOLD_PREFIX}{next(_hold_ids):x}", max(0.0, estimate or 0.0),

@@ -20,11 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import KeysConfig
+from sluice.cost import keys_store as key_store
 from sluice.cost.keys import VirtualKey
 from sluice.cost.keys_errors import KeysUnavailable
 from sluice.cost.keys_metrics import KeyMetrics
 from sluice.state import SharedState, StateError
-from sluice.store import keys as key_store
 
 log = logging.getLogger("sluice.keys")
 

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluice.cost import keys_store as key_store
 from sluice.cost.budget import ledger_name
 from sluice.cost.keys import SETTINGS, VirtualKey, hash_token, new_key_id, new_token
 from sluice.cost.keys_cache import KeyCache
 from sluice.cost.keys_errors import KeysUnavailable
 from sluice.state import StateError
-from sluice.store import keys as key_store
 
 
 @dataclass(slots=True, frozen=True)

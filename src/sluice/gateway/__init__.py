@@ -1,5 +1,5 @@
-"""The request path: `pipeline` runs each stage in order and produces a `RequestRecord`."""
+"""The request path: `pipeline` runs each stage in order and produces a `RequestRecord` (defined in records/)."""
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 
 __all__ = ["RequestRecord"]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.backends import ChatCompletionRequest, CompletionRequest, Endpoint, Usage
 from sluice.cost import count_message_tokens, count_prompt_tokens, count_text_tokens
 from sluice.errors import SluiceError
-from sluice.gateway.record import RequestRecord
-from sluice.routing import Target
-from sluice.telemetry.timing import StreamTimer, tpot_s
+from sluice.records import RequestRecord
+from sluice.telemetry import StreamTimer, tpot_s
+
+if TYPE_CHECKING:
+    from sluice.routing import Target
 
 
 class RequestContext:
@@ -23,7 +25,7 @@ class RequestContext:
 
     def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None, *,
                  client_request_id: str | None = None) -> None:
-        self.request_id = request_id  # the gateway's own id, unique (gateway/request_ids.py)
+        self.request_id = request_id  # the gateway's own id, unique (records/request_ids.py)
         self.client_request_id = client_request_id  # the client's x-request-id, if it sent a usable one
         self.endpoint = endpoint
         self.client_ip = client_ip

@@ -24,6 +24,7 @@ from sluice.backends.sse import DONE, encode_data
 from sluice.errors import (
     BackendNotReady,
     ClientDisconnected,
+    InternalError,
     ModelNotFound,
     SluiceError,
     UpstreamStreamBroken,
@@ -39,10 +40,6 @@ from sluice.routing import Attempt, NoHealthyTarget, Pool, Router, Target, call,
 from sluice.telemetry.recorder import Recorder
 
 log = logging.getLogger("sluice.gateway")
-
-
-class InternalError(SluiceError):
-    """Anything unexpected: the client gets a plain 500 body, the traceback goes to the server log."""
 
 
 class Gateway:
@@ -362,4 +359,4 @@ def _fail(ctx: RequestContext, exc: BaseException, *, status_code: int | None = 
         ctx.fail(InternalError("The gateway failed to handle this request."), status_code=status_code)
 
 
-__all__ = ["Gateway", "InternalError", "UpstreamStreamBroken", "complete", "embed", "stream"]
+__all__ = ["Gateway", "UpstreamStreamBroken", "complete", "embed", "stream"]

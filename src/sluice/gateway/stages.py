@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from sluice.backends import ChatCompletionRequest, Chunk, Completion, CompletionRequest
+    from sluice.backends import Chunk, Completion, GenerationRequest
     from sluice.gateway.context import RequestContext
-
-    GenerationRequest = ChatCompletionRequest | CompletionRequest
 
 
 class Admission(Protocol):

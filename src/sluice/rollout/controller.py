@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import RolloutControlConfig
+from sluice.cost import GatewayPricing, GPUPriced
 from sluice.rollout import actions
 from sluice.rollout.analysis import SideSample, Verdict, analyze, side_targets, split_by_role
 from sluice.rollout.canary import CanaryRun, Transition, decide
@@ -145,8 +146,6 @@ async def _window_samples(engine: AsyncEngine, run: CanaryRun, deployment: Deplo
 
 def gpu_priced_by(pricing: object) -> Callable[[str, str], bool]:
     """(backend, upstream model) -> whether the gateway's pricing stage prices it by GPU-hours."""
-    from sluice.cost import GatewayPricing, GPUPriced  # the request path's pricing stage (cost/)
-
     if not isinstance(pricing, GatewayPricing):
         return lambda backend, model: False
     book = pricing.book

@@ -15,23 +15,21 @@ from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sluice.backends import Backend, BackendCall, ChatCompletionRequest, CompletionRequest, Usage
+from sluice.backends import Backend, BackendCall, GenerationRequest, Usage
 from sluice.errors import SluiceError, UpstreamError, UpstreamTimeout
-from sluice.gateway.context import RequestContext
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.rollout.deployment import Deployment, TargetRef, bucket_of
 from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair, build_pair
 
 if TYPE_CHECKING:
+    from sluice.gateway.context import RequestContext
     from sluice.gateway.stages import Pricing
 
 log = logging.getLogger("sluice.shadow")
 
 SHADOW_HEADER = "x-sluice-shadow"  # sent to the shadow upstream, so its logs can tell mirrored traffic apart
 SAMPLE_BUCKETS = 10_000  # bucket_of's range: sample rates resolve to 0.01 %
-
-GenerationRequest = ChatCompletionRequest | CompletionRequest
 
 
 class DeploymentSource(Protocol):
@@ -107,6 +105,7 @@ class _Job:
     request: GenerationRequest
     raw_body: dict[str, Any] | None
     target: ShadowTarget
+    context_type: type[RequestContext]  # the primary's: gateway/ sits above rollout/, which must not import it
 
 
 class ShadowMirror:
@@ -185,7 +184,7 @@ class ShadowMirror:
             return
         raw_body = None if ctx.raw_body is None else dict(ctx.raw_body)  # later stages may edit the primary's
         job = _Job(ctx.request_id, ctx.endpoint, model, ctx.arrival, ctx.created_at, request, raw_body,
-                   ShadowTarget(backend, ref.model, ref.weight))
+                   ShadowTarget(backend, ref.model, ref.weight), type(ctx))
         waiting: asyncio.Future[tuple[RequestRecord, str]] = asyncio.get_running_loop().create_future()
         # the task first runs when the primary next awaits (its upstream call): both legs leave together
         task = asyncio.create_task(self._mirror(job, waiting), name=f"sluice-shadow-{ctx.request_id}")
@@ -238,7 +237,7 @@ class ShadowMirror:
     @staticmethod
     def _shadow_context(job: _Job) -> RequestContext:
         """A context for the shadow leg, arriving with the primary, so latencies share an origin."""
-        shadow = RequestContext(job.request_id, job.endpoint, None)  # type: ignore[arg-type]
+        shadow = job.context_type(job.request_id, job.endpoint, None)  # type: ignore[arg-type]
         shadow.arrival, shadow.created_at = job.arrival, job.created_at
         shadow.model, shadow.request, shadow.target = job.model, job.request, job.target  # type: ignore[assignment]
         return shadow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 
 _WORD = re.compile(r"\w+")
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluice.rollout import shadow_store
 from sluice.rollout.shadow_pair import ShadowPair
-from sluice.store import shadow_pairs
 
 DEFAULT_SINCE = "24h"
 MAX_PAIRS = 100_000  # newest pairs a report reads; `truncated` says when there were more
@@ -163,12 +163,12 @@ def summarize(model: str, pairs: Sequence[ShadowPair], *, since: float | None = 
 async def load_report(engine: AsyncEngine, model: str, *, since: float | None = None,
                       worst: int = 5) -> ShadowReport:
     """Read the window's pairs (without bodies), summarise, then fetch the bodies of the worst few."""
-    pairs = await shadow_pairs.recent(engine, model=model, since=since, limit=MAX_PAIRS + 1, bodies=False)
+    pairs = await shadow_store.recent(engine, model=model, since=since, limit=MAX_PAIRS + 1, bodies=False)
     truncated = len(pairs) > MAX_PAIRS
     report = summarize(model, pairs[:MAX_PAIRS], since=since, worst=worst, truncated=truncated)
     if not report.worst:
         return report
-    with_bodies = {p.request_id: p for p in await shadow_pairs.get(engine, [w.request_id for w in report.worst])}
+    with_bodies = {p.request_id: p for p in await shadow_store.get(engine, [w.request_id for w in report.worst])}
     worst_full = []
     for item in report.worst:
         pair = with_bodies.get(item.request_id)

@@ -14,9 +14,9 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluice.rollout import shadow_store
 from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair
-from sluice.store import shadow_pairs
 from sluice.telemetry.batch_writer import (
     Admission,
     BatchWriter,
@@ -88,7 +88,7 @@ class ShadowPairWriter:
         self._count_written(len(pairs))
 
     async def _insert(self, pairs: list[ShadowPair]) -> None:
-        await shadow_pairs.insert_many(self._engine, pairs)
+        await shadow_store.insert_many(self._engine, pairs)
 
     async def _write_one_by_one(self, pairs: list[ShadowPair]) -> None:
         """One bad row must not sink its batch."""

@@ -3,6 +3,7 @@ to other models, break circuits to failing replicas, and check their health (doc
 
 from sluice.routing.attempts import Attempt, call, open_attempt
 from sluice.routing.breaker import BreakerState, CircuitBreaker, NoBreaker
+from sluice.routing.difficulty_router import load_classifier
 from sluice.routing.errors import NoHealthyTarget
 from sluice.routing.health import HealthChecker, HealthStreak
 from sluice.routing.metrics import RoutingMetrics
@@ -29,5 +30,6 @@ __all__ = [
     "call",
     "counts_against_target",
     "failure_kind",
+    "load_classifier",
     "open_attempt",
 ]

@@ -31,7 +31,7 @@ from sluice.sim.faults import (
     parse_fault_flag,
 )
 from sluice.sim.kv_cache import BLOCK_SIZE, KVCacheManager
-from sluice.sim.planner import PlannerStepCost, build_simulator, planner_cost
+from sluice.sim.planner import PlannerStepCost, build_simulator, planner_cost, simulator_backend
 from sluice.sim.runner import make_server
 from sluice.sim.scheduler import Scheduler, SchedulerConfig
 from sluice.sim.server import create_app
@@ -86,4 +86,5 @@ __all__ = [
     "parse_timings",
     "planner_cost",
     "simulate",
+    "simulator_backend",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sluice.catalog import Catalog
+from sluice.config import SimBackendConfig
 from sluice.plan import REQUEST_OVERHEAD_S, Deployment, startable_deployment, step_time_s
+from sluice.sim.backend import SimulatorBackend
 from sluice.sim.clock import Clock
 from sluice.sim.faults import FaultPlan
 from sluice.sim.kv_cache import BLOCK_SIZE
@@ -76,3 +78,9 @@ def build_simulator(model: str, gpu: str, *, served_model_name: str | None = Non
     return Simulator(cost, config, served_model_name=served_model_name or arch.id,
                      tokenizer_model=arch.hf_repo or arch.id, seed=seed, faults=faults, clock=clock,
                      description=cost.describe(), request_overhead_s=REQUEST_OVERHEAD_S)
+
+
+def simulator_backend(name: str, config: SimBackendConfig) -> SimulatorBackend:
+    """A config's `type: sim` backend, in-process. The composition root builds it (sim/ builds on backends/, so
+    backends/ cannot); what vLLM would refuse to start is reported first by `sluice.gateway.startup`."""
+    return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed, **config.engine_flags()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sluice.gateway.request_ids import CLIENT_REQUEST_ID_MAX_CHARS
+from sluice.records import CLIENT_REQUEST_ID_MAX_CHARS
 
 # Stable constraint names, so later migrations can drop or alter them on every backend.
 NAMING_CONVENTION = {

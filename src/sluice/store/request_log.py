@@ -11,8 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.gateway.record import RequestRecord
-from sluice.gateway.request_ids import CLIENT_REQUEST_ID_MAX_CHARS
+from sluice.records import CLIENT_REQUEST_ID_MAX_CHARS, RequestRecord
 from sluice.store.models import MODEL_MAX_CHARS, REQUEST_ID_MAX_CHARS, RequestLog
 
 _TABLE = RequestLog.__table__
@@ -20,7 +19,7 @@ _RECORD_FIELDS = tuple(field.name for field in fields(RequestRecord))
 _COLUMNS = tuple(_TABLE.c[name] for name in _RECORD_FIELDS)
 
 
-def _clean_text(value: str) -> str:
+def clean_text(value: str) -> str:
     """Make a string storable everywhere: PostgreSQL rejects NUL; UTF-8 rejects lone surrogates."""
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
@@ -50,7 +49,7 @@ def to_row(record: RequestRecord) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for name in _RECORD_FIELDS:
         value = getattr(record, name)
-        row[name] = _clean_text(value) if isinstance(value, str) else value
+        row[name] = clean_text(value) if isinstance(value, str) else value
     row["request_id"] = row["request_id"][:REQUEST_ID_MAX_CHARS]
     if row["client_request_id"] is not None:  # the API edge already refuses longer ones; this guards the column
         row["client_request_id"] = row["client_request_id"][:CLIENT_REQUEST_ID_MAX_CHARS]
@@ -144,6 +143,7 @@ async def rows_after(
 
 
 __all__ = [
+    "clean_text",
     "count",
     "decode_itl",
     "encode_itl",

@@ -10,7 +10,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import StoreConfig
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.store.request_log import insert_many
 from sluice.telemetry.batch_writer import (
     REDACT_SLICE_S,

@@ -11,7 +11,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 
 disable_created_metrics()  # the `_created` series double the exposition size and no dashboard uses them
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 from sluice.telemetry.metrics import GatewayMetrics
 from sluice.telemetry.tracing import Tracing
 

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from sluice.config import TracingConfig
-from sluice.gateway.record import RequestRecord
+from sluice.records import RequestRecord
 
 _OPERATION = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 _PROVIDER = {"openai": "openai", "anthropic": "anthropic"}  # others are self-hosted runtimes

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from sluice.gateway.request_ids import CLIENT_REQUEST_ID_MAX_CHARS, client_request_id, new_request_id
+from sluice.records import CLIENT_REQUEST_ID_MAX_CHARS, client_request_id, new_request_id
 
 
 def test_gateway_ids_are_32_hex_chars_and_share_no_guessable_part() -> None:

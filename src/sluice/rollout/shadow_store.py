@@ -1,4 +1,4 @@
-"""Reads and batched writes of shadow pairs (`shadow_pairs` table) as `ShadowPair`s."""
+"""Reads and batched writes of shadow pairs (the store's `shadow_pairs` table) as `ShadowPair`s."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.rollout.shadow_pair import ShadowPair
-from sluice.store.models import MODEL_MAX_CHARS, REQUEST_ID_MAX_CHARS, ShadowPairRow
-from sluice.store.request_log import _clean_text
+from sluice.store import MODEL_MAX_CHARS, REQUEST_ID_MAX_CHARS, ShadowPairRow, clean_text
 
 _TABLE = ShadowPairRow.__table__
 _PAIR_FIELDS = tuple(field.name for field in fields(ShadowPair))
@@ -25,7 +24,7 @@ def to_row(pair: ShadowPair) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for name in _PAIR_FIELDS:
         value = getattr(pair, name)
-        row[name] = _clean_text(value) if isinstance(value, str) else value
+        row[name] = clean_text(value) if isinstance(value, str) else value
     row["request_id"] = row["request_id"][:REQUEST_ID_MAX_CHARS]
     row["model"] = row["model"][:MODEL_MAX_CHARS]
     return row

@@ -1,4 +1,4 @@
-"""Reads and writes of the `virtual_keys` table as `VirtualKey`s, and key spend from the request log."""
+"""Reads and writes of the `virtual_keys` table (store/) as `VirtualKey`s, and key spend from the request log."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.cost.keys import VirtualKey
-from sluice.store.models import RequestLog, VirtualKeyRow
+from sluice.store import RequestLog, VirtualKeyRow
 
 _TABLE = VirtualKeyRow.__table__
 _LOG = RequestLog.__table__

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True, frozen=True)
 class RequestRecord:
-    request_id: str  # the gateway's own id (gateway/request_ids.py): unique
+    request_id: str  # the gateway's own id (records/request_ids.py): unique
     created_at: float  # unix seconds when the gateway received the request
     endpoint: str  # chat | completions | embeddings
     model: str  # public model name the client asked for ("" when the body had none)
