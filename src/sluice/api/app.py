@@ -8,14 +8,12 @@ from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.api import admin_deploy, admin_keys, admin_routes, admin_shadow, openai_routes
 from sluice.api.access import check_metrics
-from sluice.api.body import BodyDeadline
 from sluice.api.errors import error_response
 from sluice.api.wiring import AppState, build_state, start_admission, start_backends, stop_admission, stop_backends
 from sluice.config import SluiceConfig
@@ -59,7 +57,6 @@ def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starl
                 Route("/metrics", metrics, methods=["GET"]),
                 *admin_deploy.routes],  # last: its GET /admin/deployments/{model:path} would shadow later ones
         lifespan=lifespan,
-        middleware=[Middleware(BodyDeadline, timeout_s=config.server.body_timeout_s)],
         exception_handlers={Exception: _internal_error, SluiceError: _sluice_error, 404: _not_found,
                             405: _method_not_allowed},
     )
@@ -121,7 +118,7 @@ async def _close_store(state: AppState) -> None:
 
 
 async def _sluice_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SluiceError)  # a route that let one escape (e.g. RequestTimeout from BodyDeadline)
+    assert isinstance(exc, SluiceError)  # a route that let one escape
     return error_response(exc)
 
 

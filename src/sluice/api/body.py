@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluice.errors import ClientDisconnected, InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
@@ -30,27 +29,43 @@ def check_json_content_type(request: Request) -> None:
                                code="unsupported_media_type")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body of a JSON request, at most `limit` bytes; a client gone mid-body is a 499."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The whole body of a JSON request, at most `limit` bytes, all of it within `timeout_s` (else 408: uvicorn
+    has no body timeout, so a client trickling a body would hold its connection forever); a client gone
+    mid-body is a 499. One deadline per body read, not a middleware timer per `receive` (measured: 4 % of a
+    non-streamed request's gateway CPU)."""
     check_json_content_type(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}.", code="body_too_large")
-    body = bytearray()
+    pieces: list[bytes] = []
+    size = 0
     try:
-        async for piece in request.stream():
-            body += piece
-            if len(body) > limit:
-                raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.", code="body_too_large")
+        async with asyncio.timeout(timeout_s):
+            while True:  # the ASGI messages themselves: Starlette's stream() adds an async generator per request
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                piece = message.get("body", b"")
+                size += len(piece)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.",
+                                          code="body_too_large")
+                pieces.append(piece)
+                if not message.get("more_body", False):
+                    break
     except ClientDisconnect:
         raise ClientDisconnected("The client disconnected while sending the request body.",
                                  code="client_disconnected") from None
-    return bytes(body)
+    except TimeoutError:
+        raise RequestTimeout(f"The request body did not arrive within {timeout_s:g} s.",
+                             code="body_timeout") from None
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def read_json_object(request: Request, limit: int = ADMIN_MAX_BODY_BYTES) -> dict[str, Any]:
     """An admin body: a JSON object, or `{}` when there is none."""
-    raw = await read_body(request, limit)
+    raw = await read_body(request, limit, request.app.state.sluice.config.server.body_timeout_s)
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
@@ -60,39 +75,4 @@ async def read_json_object(request: Request, limit: int = ADMIN_MAX_BODY_BYTES) 
     return data
 
 
-class BodyDeadline:
-    """ASGI middleware: a request's whole body must arrive within `timeout_s` of its headers.
-
-    uvicorn has no such timeout, so a client trickling a body holds its connection forever. A read past the
-    deadline raises `RequestTimeout` in the route reading the body, which answers 408 (the request log gets its
-    row) and closes the connection. Once the body is in, `receive` is passed through untouched.
-    """
-
-    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
-        self.app = app
-        self.timeout_s = timeout_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
-        body_done = False
-
-        async def receive_in_time() -> Message:
-            nonlocal body_done
-            if body_done:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeout(f"The request body did not arrive within {self.timeout_s:g} s.",
-                                     code="body_timeout") from None
-            body_done = message["type"] != "http.request" or not message.get("more_body", False)
-            return message
-
-        await self.app(scope, receive_in_time, send)
-
-
-__all__ = ["ADMIN_MAX_BODY_BYTES", "BodyDeadline", "check_json_content_type", "read_body", "read_json_object"]
+__all__ = ["ADMIN_MAX_BODY_BYTES", "check_json_content_type", "read_body", "read_json_object"]

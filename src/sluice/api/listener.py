@@ -21,7 +21,7 @@ class _HeadDeadline(asyncio.Protocol):
 
     uvicorn times only the idle gap between two requests (`timeout_keep_alive`), and every byte resets it.
     Mixed into uvicorn's own protocol classes: both replace their `cycle` when a head is complete. The body
-    has its own deadline, `BodyDeadline` (api/body.py), so a slow body gets an answer (408).
+    has its own deadline, in `read_body` (api/body.py), so a slow body gets an answer (408).
     """
 
     header_timeout_s: float  # set on the class `with_head_deadline` makes

@@ -115,7 +115,7 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
     """Auth, size limit, JSON, schema — each failure an OpenAI-shaped 4xx, recorded like any request."""
     try:
         await authenticate(request, state, ctx)
-        raw = await read_body(request, state.config.server.max_body_bytes)
+        raw = await read_body(request, state.config.server.max_body_bytes, state.config.server.body_timeout_s)
         if state.recorder.keep_bodies:
             ctx.body_text = raw.decode("utf-8", "replace")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,11 @@ def resolve_gguf_path(path: str) -> Path:
     return file
 
 
+def decode_threads(config: GGUFBackendConfig) -> int:
+    """`n_threads`, or every core but one: the gateway's event loop keeps a core (docs/local-models.md#threads)."""
+    return config.n_threads or max(1, (os.cpu_count() or 1) - 1)
+
+
 class GGUFBackend(LocalGenerationBackend):
     type = "gguf"
     _config: GGUFBackendConfig
@@ -86,13 +92,17 @@ class _LlamaTokenModel:
         with file.open("rb") as head:
             if head.read(4) != b"GGUF":
                 raise BackendNotReady(f"not a GGUF file (no GGUF magic at its start): {file}")
+        threads = decode_threads(config)
+        if threads == 1 and "llama_cpp" not in sys.modules:
+            # A lone decode thread that sleeps between ops (instead of spinning) keeps its speed when the
+            # gateway is busy on the other core: 81 vs 56 tokens/s measured (docs/local-models.md#threads).
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when llama.cpp loads
         try:
             from llama_cpp import Llama
         except ImportError as exc:
             raise BackendNotReady("GGUF backends need the llama-cpp-python package: "
                                   "pip install llama-cpp-python (see docs/local-models.md)") from exc
-        # llama.cpp defaults to half the cores; decoding a small model scales to all of them.
-        llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=config.n_threads or os.cpu_count(),
+        llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=threads,
                     flash_attn=config.flash_attn, verbose=False)
         return cls(llm)
 

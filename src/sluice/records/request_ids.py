@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-import secrets
+import os
+import threading
 
 CLIENT_REQUEST_ID_MAX_CHARS = 128  # longer client ids are ignored, not cut: a cut id would correlate wrongly
+
+
+class _RandomIds:
+    """128-bit ids from the OS's CSPRNG, read 256 at a time: one `os.urandom` syscall per id cost 2 % of a
+    request's gateway CPU (py-spy under wrk); slicing a pre-read block keeps every id unguessable."""
+
+    _IDS_PER_READ = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # ids are made on the event loop, but uniqueness must not rest on that
+        self._block = ""
+        self._next = 0
+
+    def new(self) -> str:
+        with self._lock:
+            if self._next >= len(self._block):
+                self._block, self._next = os.urandom(16 * self._IDS_PER_READ).hex(), 0
+            start, self._next = self._next, self._next + 32
+            return self._block[start:start + 32]
+
+
+_ids = _RandomIds()
 
 
 def new_request_id() -> str:
     """A fresh gateway request id: 32 hex characters (128 random bits), the shape of a uuid4 hex."""
     # Random, not a counter: ids are shown in every response, so a sequential one lets a caller
     # predict (and pre-empt) the ids of other callers' requests.
-    return secrets.token_hex(16)
+    return _ids.new()
 
 
 def client_request_id(header: str | None) -> str | None:

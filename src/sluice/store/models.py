@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sluice.records import CLIENT_REQUEST_ID_MAX_CHARS
@@ -73,7 +73,9 @@ class RequestLog(Base):
         Index("ix_request_log_model_created_at", "model", "created_at"),
         Index("ux_request_log_request_id", "request_id", unique=True),
         Index("ix_request_log_key_id_created_at", "key_id", "created_at"),
-        Index("ix_request_log_client_request_id", "client_request_id"),
+        Index("ix_request_log_client_request_id", "client_request_id",  # partial: most rows have none
+              sqlite_where=text("client_request_id IS NOT NULL"),
+              postgresql_where=text("client_request_id IS NOT NULL")),
     )
 
 
