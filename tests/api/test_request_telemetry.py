@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sluice.config import TracingConfig
 from sluice.records import RequestRecord
 from sluice.telemetry.tracing import Tracing
-from tests.support.gateway import RunningGateway, run_gateway, upstream_config
+from tests.support.gateway import RunningGateway, records, run_gateway, upstream_config
 from tests.support.openai_server import OpenAIUpstream
 
 USER = [{"role": "user", "content": "one two three four five"}]
@@ -28,16 +28,7 @@ def _samples(gw: RunningGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]]
 
 
 def _records(db: Path) -> list[RequestRecord]:
-    from sluice.store import create_engine, request_log
-
-    async def read() -> list[RequestRecord]:
-        engine = create_engine(f"sqlite:///{db}")
-        try:
-            return await request_log.recent(engine, limit=1000)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
+    return records(db)
 
 
 def test_stream_record_has_vllm_timings_and_upstream_usage(upstream: tuple[OpenAIUpstream, str],

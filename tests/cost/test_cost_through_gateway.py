@@ -3,7 +3,6 @@ row and Prometheus — against the loopback OpenAI upstream, the Anthropic one a
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.records import RequestRecord
-from sluice.store import create_engine, request_log
 from tests.support.anthropic_server import API_KEY, CACHE_READ_TOKENS, CACHE_WRITE_TOKENS, INPUT_TOKENS, AnthropicServer
 from tests.support.gateway import RunningGateway, run_gateway, upstream_config
+from tests.support.gateway import records as log_rows
 from tests.support.openai_server import OpenAIUpstream, make_openai_upstream
 from tests.support.servers import serve_app
 
@@ -29,14 +28,7 @@ def mini_cost(prompt: int, completion: int) -> float:
 
 def records(db: Path) -> dict[str, RequestRecord]:
     """Log rows by the client's `x-request-id` (the gateway's own id where the client sent none)."""
-    async def read() -> list[RequestRecord]:
-        engine = create_engine(f"sqlite:///{db}")
-        try:
-            return await request_log.recent(engine, limit=1000)
-        finally:
-            await engine.dispose()
-
-    return {record.client_request_id or record.request_id: record for record in asyncio.run(read())}
+    return {record.client_request_id or record.request_id: record for record in log_rows(db)}
 
 
 def samples(gw: RunningGateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.records import RequestRecord
 from tests.support.gateway import RunningGateway
+from tests.support.gateway import records as log_rows
 from tests.support.openai_server import OpenAIUpstream, make_openai_upstream
 from tests.support.servers import serve_app
 
@@ -61,16 +61,7 @@ def sample(gw: RunningGateway, name: str, **labels: str) -> float:
 
 def records(db: Path) -> list[RequestRecord]:
     """The request log, oldest first (read after the gateway stopped, so every row is written)."""
-    from sluice.store import create_engine, request_log
-
-    async def read() -> list[RequestRecord]:
-        engine = create_engine(f"sqlite:///{db}")
-        try:
-            return await request_log.recent(engine, limit=10_000)
-        finally:
-            await engine.dispose()
-
-    return list(reversed(asyncio.run(read())))
+    return list(reversed(log_rows(db)))
 
 
 def stream_events(gw: RunningGateway, model: str = "m", **body: Any) -> tuple[httpx.Response, list[Any]]:

@@ -70,14 +70,14 @@ def run_gateway(config: dict[str, Any], *, tracing: Tracing | None = None,
         yield RunningGateway(url, app)
 
 
-def records(db: Path) -> list[RequestRecord]:
+def records(db: Path, limit: int = 10_000) -> list[RequestRecord]:
     """The request log's rows in the SQLite file `db`, newest first."""
     from sluice.store import create_engine, request_log
 
     async def read() -> list[RequestRecord]:
         engine = create_engine(f"sqlite:///{db}")
         try:
-            return await request_log.recent(engine, limit=1000)
+            return await request_log.recent(engine, limit=limit)
         finally:
             await engine.dispose()
 
