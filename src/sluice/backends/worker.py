@@ -70,13 +70,20 @@ class _Process:
             stdin.write(wire.encode(message))
 
 
-def describe_exit(returncode: int) -> str:
+def _exit_label(returncode: int) -> str:
+    """The `reason` label of a restart: the signal's name (`SIGKILL`), or `status N`."""
     if returncode < 0:
         try:
-            return f"killed by {signal.Signals(-returncode).name}"
+            return signal.Signals(-returncode).name
         except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exited with status {returncode}"
+            return f"signal {-returncode}"
+    return f"status {returncode}"
+
+
+def describe_exit(returncode: int) -> str:
+    """How a worker ended, for logs and errors: `killed by SIGKILL`, `exited with status 1`."""
+    label = _exit_label(returncode)
+    return f"killed by {label}" if returncode < 0 else f"exited with {label}"
 
 
 class WorkerBackend:
@@ -285,9 +292,10 @@ class WorkerBackend:
         returncode = await worker.process.wait()
         if self._closing or self._process is not worker:
             return
-        self._on_death(worker, describe_exit(returncode))
+        self._on_death(worker, returncode)
 
-    def _on_death(self, worker: _Process, why: str) -> None:
+    def _on_death(self, worker: _Process, returncode: int) -> None:
+        why = describe_exit(returncode)
         lost = len(worker.pending)
         for queue in worker.pending.values():
             queue.put_nowait({"died": why})
@@ -299,7 +307,7 @@ class WorkerBackend:
         log.error("backend %s: worker pid %d %s with %d request(s) in flight; restarting%s", self.name,
                   worker.process.pid, why, lost, f" in {delay_s:.1f} s" if delay_s else "")
         if self._metrics is not None:
-            self._metrics.restarts.labels(self.name, why.split(" by ")[-1]).inc()
+            self._metrics.restarts.labels(self.name, _exit_label(returncode)).inc()
             self._metrics.lost.labels(self.name).inc(lost)
         self._state, self._reason = "restarting", f"worker {why}; restarting"
         self._starting = self._start_task(delay_s)
