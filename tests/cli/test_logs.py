@@ -141,6 +141,19 @@ def test_show_prints_every_field_the_itl_summary_and_the_bodies(db_url: str) -> 
         assert expected in result.output, expected
 
 
+def test_show_prints_each_annotation_as_a_row(db_url: str) -> None:
+    insert(db_url, [make_record(200, annotations={"router.choice": "hard", "router.score": 0.75,
+                                                  "guard.verdicts": [{"layer": "pii", "action": "redact"}]})])
+    result = runner.invoke(logs_app, ["show", "req-200", "--db", db_url], env=WIDE)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for key, shown in (("router.choice", '"hard"'), ("router.score", "0.75"),
+                       ("guard.verdicts", '[{"layer": "pii", "action": "redact"}]')):
+        assert any(line.split()[:1] == [key] and shown in line for line in lines), (key, result.output)
+    as_json = json.loads(runner.invoke(logs_app, ["show", "req-200", "--db", db_url, "--json"]).output)
+    assert as_json["annotations"]["router.choice"] == "hard"
+
+
 def test_show_json_round_trips_the_record(db_url: str) -> None:
     result = runner.invoke(logs_app, ["show", "req-003", "--db", db_url, "--json"])
     data = json.loads(result.output)

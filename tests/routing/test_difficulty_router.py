@@ -15,7 +15,7 @@ from sluice.errors import ConfigError, InvalidRequest
 from sluice.gateway.startup import check_startup
 from sluice.routing.difficulty_router import DifficultyRouter, Turn, features, load_classifier, rules_score
 from tests.routing.e2e import chat_paths, config, sample, streamed_text, upstreams
-from tests.support.gateway import run_gateway
+from tests.support.gateway import records, run_gateway
 
 EASY = "What is the capital of Australia?"
 HARD = ("Design a rate limiter for a distributed API gateway across 20 replicas. Compare token bucket and "
@@ -120,3 +120,21 @@ def test_gateway_sends_easy_to_cheap_hard_to_strong_and_the_header_wins(tmp_path
     assert streamed_text(events) == HARD[:len(streamed_text(events))] and all(e["model"] == "auto" for e in events)
     assert decisions == {"easy": 2, "hard": 2}
     assert (chat_paths(ups["a"][0]), chat_paths(ups["b"][0])) == (2, 2)
+
+
+def test_the_routers_decision_is_annotated_in_the_request_log(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    with upstreams("a", "b") as ups:
+        cfg = config(db, {n: u for n, (_, u) in ups.items()}, models())
+        with run_gateway(cfg) as gw:
+            easy, hard = post(gw, EASY), post(gw, HARD)
+            forced = post(gw, HARD, **{"x-sluice-difficulty": "easy"})
+            direct = httpx.post(gw.url + "/v1/chat/completions", timeout=30,
+                                json={"model": "cheap", "messages": [{"role": "user", "content": EASY}]})
+    by_id = {r.request_id: r for r in records(db)}  # the gateway has stopped: every row is written
+    logged = [by_id[reply.headers["x-request-id"]].annotations for reply in (easy, hard, forced, direct)]
+    assert [(a["router.choice"], a["router.model"]) for a in logged[:3]] == [
+        ("easy", "cheap"), ("hard", "strong"), ("easy", "cheap")]
+    assert logged[0]["router.score"] < 0.5 <= logged[1]["router.score"]
+    assert "router.score" not in logged[2]  # the caller's header decided
+    assert logged[3] == {}  # not a router model: nothing annotated

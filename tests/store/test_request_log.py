@@ -195,3 +195,50 @@ async def test_the_client_request_id_migration_keeps_older_rows_and_reverts(data
         await engine.dispose()
     command.downgrade(alembic_config(database_url), "0005_shadow_pairs")
     assert current_revision(database_url) == "0005_shadow_pairs"
+
+
+async def test_annotations_round_trip_and_none_is_stored_as_null(engine: AsyncEngine) -> None:
+    annotations = {"router.choice": "hard", "router.model": "strong", "router.score": 0.8125,
+                   "guard.verdicts": [{"layer": "pii", "action": "redact", "hits": 2}], "cache.semantic": None,
+                   "prompt.version": "1.2.0 — ünïcode 👋"}
+    await request_log.insert_many(engine, [make_record("req-annotated", annotations=annotations),
+                                           make_record("req-plain")])
+    annotated, plain = await request_log.get(engine, "req-annotated"), await request_log.get(engine, "req-plain")
+    assert annotated is not None and annotated.annotations == annotations
+    assert plain is not None and plain.annotations == {}
+    assert [r.annotations for r in await request_log.recent(engine)] == [{}, annotations]  # newest first
+    async with engine.connect() as connection:
+        stored = (await connection.execute(text(
+            "SELECT annotations FROM request_log WHERE request_id = 'req-plain'"))).scalar_one()
+    assert stored is None  # SQL NULL, not the JSON text 'null' or '{}'
+
+
+async def test_the_annotations_migration_keeps_older_rows_and_reverts(database_url: str) -> None:  # noqa: F811
+    from alembic import command
+
+    from sluice.store.db import alembic_config
+
+    await migrate(database_url, "0006_client_request_id")
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO request_log (request_id, created_at, endpoint, model, stream, status_code,"
+                " tokens_estimated, queue_s, upstream_s, overhead_s)"
+                " VALUES ('before-0007', 1.0, 'chat', 'm', false, 200, false, 0, 0, 0)"))
+        await migrate(database_url)
+        assert current_revision(database_url) == "0007_request_log_annotations"
+        old = await request_log.get(engine, "before-0007")
+        assert old is not None and old.annotations == {}
+        await request_log.insert_many(engine, [make_record("after-0007", annotations={"router.choice": "easy"})])
+    finally:
+        await engine.dispose()
+    command.downgrade(alembic_config(database_url), "0006_client_request_id")
+    assert current_revision(database_url) == "0006_client_request_id"
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            ids = (await connection.execute(text("SELECT request_id FROM request_log ORDER BY id"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert ids == ["before-0007", "after-0007"]  # the column goes, the rows stay

@@ -1,4 +1,4 @@
-"""The Starlette app factory: routes, lifespan (backends, store, log writer), error handling."""
+"""The Starlette app factory: routes, lifespan (backends, store, record bus and log writer), error handling."""
 
 from __future__ import annotations
 
@@ -104,15 +104,16 @@ async def _open_store(state: AppState) -> None:
     writer = RequestLogWriter(engine, state.config.store, on_queue_full=metrics.log_queue_full.inc,
                               on_rows_written=metrics.log_rows.inc, on_write_error=metrics.log_write_errors.inc,
                               on_rows_dropped=metrics.log_rows_dropped.inc)
-    await writer.start()
     state.engine, state.log_writer = engine, writer
-    state.recorder.sink = writer
+    state.bus.attach("request_log", writer)  # hold in order: no row lost on a clean shutdown
+    await state.bus.start()
 
 
 async def _close_store(state: AppState) -> None:
-    writer, engine = state.log_writer, state.engine
-    if writer is not None:
-        await writer.close(timeout_s=state.config.server.graceful_shutdown_s)
+    engine = state.engine
+    if state.log_writer is not None:  # the bus was started with the store: drain every subscriber
+        await state.bus.close(timeout_s=state.config.server.graceful_shutdown_s)
+        state.bus.detach("request_log")  # a later start opens the store with a new writer
     if engine is not None:
         await engine.dispose()
 

@@ -28,6 +28,7 @@ from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.metrics import GatewayMetrics
+from sluice.telemetry.record_bus import RecordBus
 from sluice.telemetry.recorder import Recorder
 from sluice.telemetry.tracing import Tracing
 
@@ -41,6 +42,7 @@ class AppState:
     gateway: Gateway
     recorder: Recorder
     metrics: GatewayMetrics
+    bus: RecordBus  # finished records -> the request log (attached with the store) and analytic subscribers
     master_key: str | None
     started_at: int = field(default_factory=lambda: int(time.time()))
     log_writer: RequestLogWriter | None = None
@@ -78,7 +80,8 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     metrics = GatewayMetrics()
     worker_metrics = WorkerMetrics(metrics.registry)
     backends = {name: _build_backend(name, backend, worker_metrics) for name, backend in config.backends.items()}
-    recorder = Recorder(metrics, tracing or Tracing(config.telemetry.tracing), sink=None,
+    bus = RecordBus(metrics.registry)  # subscribers attach before the store opens it (api/app.py)
+    recorder = Recorder(metrics, tracing or Tracing(config.telemetry.tracing), bus=bus,
                         keep_bodies=config.store.log_bodies != "none")
     slots = {name: Slots(cfg.max_concurrency, metrics.queued.labels(name))
              for name, cfg in config.backends.items()}
@@ -98,7 +101,7 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     gateway.admission = admission
     rollout = RolloutControl(config.rollout, deployments, {name: b.endpoints for name, b in backends.items()},
                              metrics.registry, pricing=gateway.pricing)
-    return AppState(config=config, backends=backends, gateway=gateway, recorder=recorder, metrics=metrics,
+    return AppState(config=config, backends=backends, gateway=gateway, recorder=recorder, metrics=metrics, bus=bus,
                     master_key=master_key, rollout=rollout, shadow=shadow, shared_state=shared_state,
                     admission=admission, cache=cache)
 

@@ -177,10 +177,12 @@ def show(
     fields.add_column(style="bold")
     fields.add_column(overflow="fold")
     for name, value in to_json(record).items():
-        if name in ("itl_s", "request_body", "response_body"):
+        if name in ("itl_s", "request_body", "response_body", "annotations"):
             continue
         fields.add_row(name, Text("-" if value is None else str(value)))
     fields.add_row("itl", itl_summary(record.itl_s))
+    for key, value in sorted(record.annotations.items()):  # what the stages added, one row per key
+        fields.add_row(key, Text(json.dumps(value, ensure_ascii=False)))
     console.print(fields)
     for title, body in (("request body", record.request_body), ("response body", record.response_body)):
         console.print(Text(f"\n{title}", style="bold"))

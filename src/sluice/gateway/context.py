@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.backends import ChatCompletionRequest, CompletionRequest, Endpoint, Usage
 from sluice.cost import count_message_tokens, count_prompt_tokens, count_text_tokens
 from sluice.errors import SluiceError
-from sluice.records import RequestRecord
+from sluice.records import Json, RequestRecord
 from sluice.telemetry import StreamTimer, tpot_s
 
 if TYPE_CHECKING:
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 
 
 class RequestContext:
-    __slots__ = ("arrival", "attempts", "body_text", "cache_hit", "client_ip", "client_request_id", "cost_usd",
-                 "created_at", "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model", "queue_s",
-                 "raw_body", "request", "request_id", "reservation", "route_role", "routed_to", "span", "status_code",
-                 "stream", "target", "team", "text_parts", "timer", "upstream_s", "usage", "user")
+    __slots__ = ("annotations", "arrival", "attempts", "body_text", "cache_hit", "client_ip", "client_request_id",
+                 "cost_usd", "created_at", "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model",
+                 "queue_s", "raw_body", "request", "request_id", "reservation", "route_role", "routed_to", "span",
+                 "status_code", "stream", "target", "team", "text_parts", "timer", "upstream_s", "usage", "user")
 
     def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None, *,
                  client_request_id: str | None = None) -> None:
@@ -57,6 +57,16 @@ class RequestContext:
         self.route_role: str | None = None  # which side of a rollout served it: stable | candidate
         self.routed_to: str | None = None  # the model a router model (routing/difficulty_router.py) chose
         self.attempts = 0  # upstream attempts made (retries and fallbacks included)
+        self.annotations: dict[str, Json] | None = None  # what stages add (annotate); no dict until one does
+
+    def annotate(self, key: str, value: Json) -> None:
+        """Attach a JSON value to the request's record under `<concern>.<name>` (docs/request-log.md lists
+        the keys); a later value for the same key replaces the earlier one."""
+        if "." not in key:
+            raise ValueError(f"annotation keys are namespaced `<concern>.<name>`, not {key!r}")
+        if self.annotations is None:
+            self.annotations = {}
+        self.annotations[key] = value
 
     def fail(self, error: SluiceError, *, status_code: int | None = None) -> None:
         self.error = error
@@ -112,6 +122,7 @@ class RequestContext:
             cache_hit=self.cache_hit,
             route_role=self.route_role,
             attempts=self.attempts,
+            annotations=self.annotations or {},  # handed over, not copied: the context is done with it
         )
 
     def _token_counts(self, text: str) -> tuple[int | None, int | None, bool]:

@@ -247,6 +247,10 @@ def _route(gw: Gateway, ctx: RequestContext,
     decision = gw.router.decide(model, request, ctx.headers)
     if decision is not None:  # cost-based routing: the chosen model's deployment serves; ctx.model stays as sent
         ctx.routed_to = model = decision.model
+        ctx.annotate("router.choice", decision.choice)  # easy | hard
+        ctx.annotate("router.model", decision.model)
+        if decision.score is not None:  # None: the caller's x-sluice-difficulty header decided
+            ctx.annotate("router.score", round(decision.score, 4))
     deployment = gw.deployments.get(model)
     if deployment is None:
         raise ModelNotFound(model)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+# What a stage may attach to a request: JSON values, so every store and sink can hold them.
+Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | None
 
 
 @dataclass(slots=True, frozen=True)
@@ -43,3 +47,5 @@ class RequestRecord:
     cache_hit: str | None = None  # exact | semantic
     route_role: str | None = None  # stable | candidate (rollouts)
     attempts: int = 0  # upstream attempts (1 = no retry; 0 = never reached an upstream)
+    # what stages added (`RequestContext.annotate`), keyed `<concern>.<name>`: docs/request-log.md lists them
+    annotations: dict[str, Any] = field(default_factory=dict, hash=False)  # records stay hashable

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text, text
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sluice.records import CLIENT_REQUEST_ID_MAX_CHARS
@@ -67,6 +69,8 @@ class RequestLog(Base):
     cache_hit: Mapped[str | None] = mapped_column(String(16))
     route_role: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # what stages added, `<concern>.<name>` -> JSON value (docs/request-log.md); NULL when none did
+    annotations: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     __table_args__ = (
         Index("ix_request_log_created_at", "created_at"),

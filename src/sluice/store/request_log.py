@@ -55,6 +55,7 @@ def to_row(record: RequestRecord) -> dict[str, Any]:
         row["client_request_id"] = row["client_request_id"][:CLIENT_REQUEST_ID_MAX_CHARS]
     row["model"] = row["model"][:MODEL_MAX_CHARS]
     row["itl_s"] = encode_itl(record.itl_s)
+    row["annotations"] = record.annotations or None  # NULL, not `{}`: most requests carry none
     return row
 
 
@@ -63,6 +64,7 @@ def from_row(row: RowMapping) -> RequestRecord:
     values["itl_s"] = decode_itl(values["itl_s"])
     values["stream"] = bool(values["stream"])
     values["tokens_estimated"] = bool(values["tokens_estimated"])
+    values["annotations"] = values["annotations"] or {}
     return RequestRecord(**values)
 
 

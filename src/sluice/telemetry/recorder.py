@@ -1,10 +1,10 @@
-"""The one place a finished request is accounted for: metrics, span, and the durable log."""
+"""The one place a finished request is accounted for: metrics, span, then the record bus (the log and analytics)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from sluice.records import RequestRecord
 from sluice.telemetry.metrics import GatewayMetrics
@@ -12,18 +12,15 @@ from sluice.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
     from sluice.gateway.context import RequestContext
-
-
-class RecordSink(Protocol):
-    def submit(self, record: RequestRecord) -> None: ...
+    from sluice.telemetry.record_bus import RecordBus
 
 
 class Recorder:
-    def __init__(self, metrics: GatewayMetrics, tracing: Tracing, sink: RecordSink | None,
+    def __init__(self, metrics: GatewayMetrics, tracing: Tracing, bus: RecordBus | None,
                  keep_bodies: bool) -> None:
         self.metrics = metrics
         self.tracing = tracing
-        self.sink = sink
+        self.bus = bus  # finished records fan out from here: the request log, analytics
         self.keep_bodies = keep_bodies
 
     def start(self, ctx: RequestContext, headers: Mapping[str, str] | None = None) -> None:
@@ -46,6 +43,6 @@ class Recorder:
         if ctx.span is not None:
             params = ctx.request.model_dump(exclude_unset=True) if ctx.request is not None else {}
             self.tracing.finish(ctx.span, record, params, time.time_ns())
-        if self.sink is not None:
-            self.sink.submit(record)
+        if self.bus is not None:
+            self.bus.publish(record)
         return record
