@@ -173,6 +173,15 @@ async def test_empty_itl_is_stored_as_null(engine: AsyncEngine) -> None:
     assert request_log.decode_itl("[0.123456,0.5]") == (0.123456, 0.5)
 
 
+async def insert_row_as_an_older_version_would(engine: AsyncEngine, request_id: str) -> None:
+    """A row with only the columns every schema version has, written with plain SQL."""
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO request_log (request_id, created_at, endpoint, model, stream, status_code,"
+            " tokens_estimated, queue_s, upstream_s, overhead_s)"
+            " VALUES (:request_id, 1.0, 'chat', 'm', false, 200, false, 0, 0, 0)"), {"request_id": request_id})
+
+
 async def test_the_client_request_id_migration_keeps_older_rows_and_reverts(database_url: str) -> None:  # noqa: F811
     from alembic import command
 
@@ -181,11 +190,7 @@ async def test_the_client_request_id_migration_keeps_older_rows_and_reverts(data
     await migrate(database_url, "0005_shadow_pairs")
     engine = create_engine(database_url)
     try:
-        async with engine.begin() as connection:
-            await connection.execute(text(
-                "INSERT INTO request_log (request_id, created_at, endpoint, model, stream, status_code,"
-                " tokens_estimated, queue_s, upstream_s, overhead_s)"
-                " VALUES ('old-client-id', 1.0, 'chat', 'm', false, 200, false, 0, 0, 0)"))
+        await insert_row_as_an_older_version_would(engine, "old-client-id")
         await migrate(database_url)
         old = await request_log.get(engine, "old-client-id")
         assert old is not None and old.client_request_id is None
@@ -221,11 +226,7 @@ async def test_the_annotations_migration_keeps_older_rows_and_reverts(database_u
     await migrate(database_url, "0006_client_request_id")
     engine = create_engine(database_url)
     try:
-        async with engine.begin() as connection:
-            await connection.execute(text(
-                "INSERT INTO request_log (request_id, created_at, endpoint, model, stream, status_code,"
-                " tokens_estimated, queue_s, upstream_s, overhead_s)"
-                " VALUES ('before-0007', 1.0, 'chat', 'm', false, 200, false, 0, 0, 0)"))
+        await insert_row_as_an_older_version_would(engine, "before-0007")
         await migrate(database_url)
         assert current_revision(database_url) == "0007_request_log_annotations"
         old = await request_log.get(engine, "before-0007")
