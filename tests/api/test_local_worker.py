@@ -97,6 +97,9 @@ def test_sigkill_of_the_local_worker_mid_stream_costs_only_its_own_request(tmp_p
         killed = smol.pid  # type: ignore[attr-defined]
         resumed, error = stream(gw, "smol", on_output=lambda: os.kill(killed, signal.SIGKILL), **greedy)
         assert error is None and resumed == expected
+        # TTFT and ITL are measured on the chunks that crossed the process hop, like any upstream's.
+        assert sample(gw, "sluice_time_to_first_token_seconds_count", model="smol", target="smol") >= 2
+        assert sample(gw, "sluice_inter_token_latency_seconds_count", model="smol", target="smol") >= 10
 
     rows = records(db)
     broken = [row for row in rows if row.model == "smol" and row.error_class is not None]

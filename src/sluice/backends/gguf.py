@@ -100,8 +100,9 @@ class _LlamaTokenModel:
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            raise BackendNotReady("GGUF backends need the llama-cpp-python package: "
-                                  "pip install llama-cpp-python (see docs/local-models.md)") from exc
+            raise BackendNotReady("GGUF backends need the llama-cpp-python package, built for a portable CPU "
+                                  "baseline: tools/install-llama-cpp.sh .venv/bin, or CMAKE_ARGS=-DGGML_NATIVE=OFF "
+                                  "pip install --no-cache-dir llama-cpp-python (see docs/local-models.md)") from exc
         llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=threads,
                     flash_attn=config.flash_attn, verbose=False)
         return cls(llm)
