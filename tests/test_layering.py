@@ -26,10 +26,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sluice", "sluice.errors", "sluice.records"),  # the version, error types, the finished request's record
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
-    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing"),
+    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags"),
     ("sluice.rollout", "sluice.sim", "sluice.loadtest"),
-    ("sluice.gateway",),  # the request path and the start-up checks
-    ("sluice.api",),  # the app and its composition root (api/wiring.py)
+    ("sluice.gateway",),  # the request path (the chain runner, the routing terminal) and the start-up checks
+    ("sluice.compose",),  # the composition root: builds everything from config, starts and closes it in order
+    ("sluice.api",),  # the app: routes, error mapping
     ("sluice.cli",),
     ("sluice.__main__",),
 )
@@ -181,8 +182,8 @@ def test_the_cycle_check_finds_a_cycle_and_accepts_a_chain() -> None:
 
 
 def test_the_graph_sees_module_level_lazy_and_type_checking_imports() -> None:
-    wiring = {found.imported: found for found in imports_of("sluice.api.wiring")}
-    assert not wiring["sluice.gateway.startup"].in_function
+    compose = {found.imported: found for found in imports_of("sluice.compose")}
+    assert not compose["sluice.gateway"].in_function
     common = {found.imported: found for found in imports_of("sluice.cli.common")}
     assert common["sluice.gateway.startup"].in_function
     shadow = {found.imported: found for found in imports_of("sluice.rollout.shadow")}

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 
 from sluice.api import create_app
 from sluice.api.listener import HTTPParser, uvicorn_config
-from sluice.api.wiring import AppState
+from sluice.compose import AppState
 from sluice.config import parse_config
 from sluice.records import RequestRecord
 from sluice.telemetry.tracing import Tracing

@@ -16,7 +16,7 @@ from sluice.telemetry.metrics import UNROUTED, GatewayMetrics
 HISTOGRAMS = {
     "sluice_time_to_first_token_seconds", "sluice_time_per_output_token_seconds",
     "sluice_inter_token_latency_seconds", "sluice_e2e_request_latency_seconds", "sluice_gateway_overhead_seconds",
-    "sluice_request_queue_seconds",
+    "sluice_request_queue_seconds", "sluice_stage_seconds",
 }
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 
 from sluice.api.openai_routes import bearer_token, check_key
-from sluice.api.wiring import AppState
+from sluice.compose import AppState
 from sluice.errors import Forbidden, Unauthorized
 
 _SAME_ORIGIN_FETCHES = ("same-origin", "none")  # Sec-Fetch-Site: none is a URL typed or bookmarked

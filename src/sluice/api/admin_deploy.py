@@ -23,7 +23,7 @@ from starlette.routing import Route
 from sluice.api.access import check_admin
 from sluice.api.body import read_json_object
 from sluice.api.errors import error_response, validation_error
-from sluice.api.wiring import AppState
+from sluice.compose import AppState
 from sluice.config import CanaryConfig
 from sluice.errors import InvalidRequest, SluiceError
 from sluice.rollout.canary import CanaryRun

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from sluice.api.access import check_admin
 from sluice.api.body import read_json_object
 from sluice.api.errors import error_response, validation_error
-from sluice.api.wiring import AppState
+from sluice.compose import AppState
 from sluice.cost import KeyNotFound, KeyService, VirtualKey
 from sluice.errors import BackendNotReady, InvalidRequest, SluiceError
 

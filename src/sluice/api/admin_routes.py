@@ -9,8 +9,8 @@ from starlette.routing import Route
 
 from sluice.api.access import check_admin
 from sluice.api.errors import error_response
-from sluice.api.wiring import AppState
 from sluice.backends.base import Supervised
+from sluice.compose import AppState
 from sluice.errors import SluiceError
 
 
@@ -22,7 +22,7 @@ async def status(request: Request) -> Response:
         return error_response(error)
     backends = {}
     for name, backend in state.backends.items():
-        slots = state.gateway.slots[name]
+        slots = state.gateway.terminal.slots[name]
         healthy = await backend.health() if state.backend_ready(name) else False
         backends[name] = {"type": backend.type, "started": state.backend_ready(name), "healthy": healthy,
                           "queued": slots.waiting}
@@ -33,6 +33,7 @@ async def status(request: Request) -> Response:
     body = {
         "backends": backends,
         "models": sorted(state.gateway.deployments.all()),
+        "chains": state.gateway.describe(state.config.models),  # each model's stages, in order
         "request_log": None if writer is None else {
             "queue_depth": writer.queue_depth,
             "rows_written": writer.rows_written,

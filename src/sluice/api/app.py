@@ -1,4 +1,5 @@
-"""The Starlette app factory: routes, lifespan (backends, store, record bus and log writer), error handling."""
+"""The Starlette app factory: routes, the lifespan that starts and closes what the composition root built,
+error handling."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice import compose
 from sluice.api import admin_deploy, admin_keys, admin_routes, admin_shadow, openai_routes
 from sluice.api.access import check_metrics
 from sluice.api.errors import error_response
-from sluice.api.wiring import AppState, build_state, start_admission, start_backends, stop_admission, stop_backends
+from sluice.compose import AppState, build_state
 from sluice.config import SluiceConfig
 from sluice.errors import InternalError, MethodNotAllowed, RouteNotFound, SluiceError
-from sluice.store import create_engine, migrate
-from sluice.telemetry.log_writer import RequestLogWriter
 from sluice.telemetry.tracing import Tracing
 
 log = logging.getLogger("sluice.api")
@@ -31,24 +31,11 @@ def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starl
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await _open_store(state)
-        await start_admission(state)  # shared state (Redis) and virtual keys, before any request
-        if state.rollout is not None and state.engine is not None:
-            await state.rollout.start(state.engine)  # stored deployments win over the config's, before any request
-        if state.shadow is not None and state.engine is not None:
-            await state.shadow.open(state.engine)  # shadow mode: its pair writer, on the store
-        await start_backends(state)
+        await compose.start(state)  # the store and record bus, keys, stored deployments, then backends
         try:
             yield
         finally:
-            if state.shadow is not None:
-                await state.shadow.close()  # shadow calls get their deadline, then their pairs are written
-            await stop_backends(state)
-            await stop_admission(state)
-            if state.rollout is not None:
-                await state.rollout.stop()
-            await _close_store(state)
-            state.recorder.tracing.shutdown()
+            await compose.close(state)  # in reverse; the record bus drains into the store last
 
     app = Starlette(
         routes=[*openai_routes.routes, *admin_routes.routes, *admin_shadow.routes, *admin_keys.routes,
@@ -95,27 +82,6 @@ async def metrics(request: Request) -> Response:
     if writer is not None:
         state.metrics.log_queue_depth.set(writer.queue_depth)
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-async def _open_store(state: AppState) -> None:
-    await migrate(state.config.store.url)
-    engine = create_engine(state.config.store.url)
-    metrics = state.metrics
-    writer = RequestLogWriter(engine, state.config.store, on_queue_full=metrics.log_queue_full.inc,
-                              on_rows_written=metrics.log_rows.inc, on_write_error=metrics.log_write_errors.inc,
-                              on_rows_dropped=metrics.log_rows_dropped.inc)
-    state.engine, state.log_writer = engine, writer
-    state.bus.attach("request_log", writer)  # hold in order: no row lost on a clean shutdown
-    await state.bus.start()
-
-
-async def _close_store(state: AppState) -> None:
-    engine = state.engine
-    if state.log_writer is not None:  # the bus was started with the store: drain every subscriber
-        await state.bus.close(timeout_s=state.config.server.graceful_shutdown_s)
-        state.bus.detach("request_log")  # a later start opens the store with a new writer
-    if engine is not None:
-        await engine.dispose()
 
 
 async def _sluice_error(request: Request, exc: Exception) -> Response:

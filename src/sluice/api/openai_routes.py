@@ -13,14 +13,14 @@ from starlette.routing import Route
 from sluice.api.body import read_body
 from sluice.api.errors import error_response, validation_error
 from sluice.api.streaming import EventStreamResponse
-from sluice.api.wiring import AppState
 from sluice.backends import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Endpoint
+from sluice.compose import AppState
 from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, SluiceError, Unauthorized
-from sluice.gateway import pipeline
-from sluice.gateway.context import RequestContext
+from sluice.gateway import Call, RequestContext
 from sluice.records import client_request_id, new_request_id
 
+DEBUG_HEADER = "x-sluice-debug"  # `timing`: the answer carries a Server-Timing header with each stage's time
 _MODELS: dict[Endpoint, type[BaseModel]] = {
     "chat": ChatCompletionRequest,
     "completions": CompletionRequest,
@@ -41,29 +41,16 @@ async def _generate(request: Request, endpoint: Endpoint) -> Response:
     ctx = _context(request, endpoint)
     headers = _id_headers(ctx)
     try:
-        body = await _parse(request, state, endpoint, ctx)
-        if body.stream:
-            first, rest = await pipeline.stream(state.gateway, ctx, body)
-            headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
-            _route_headers(ctx, headers)
-            _cache_header(state, ctx, body, headers)
+        call = Call(ctx, await _parse(request, state, endpoint, ctx))
+        if ctx.stream:
+            first, rest = await state.gateway.stream(call)
+            _answer_headers(call, headers)
             return EventStreamResponse(first, rest, headers)  # type: ignore[return-value]
-        completion = await pipeline.complete(state.gateway, ctx, body)
+        completion = await state.gateway.complete(call)
     except SluiceError as error:
         return error_response(error, headers)
-    headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
-    _route_headers(ctx, headers)
-    _cache_header(state, ctx, body, headers)
-    if ctx.cost_usd is not None:
-        headers["x-sluice-cost-usd"] = usd_header(ctx.cost_usd)
+    _answer_headers(call, headers)
     return Response(orjson.dumps(completion.payload), media_type="application/json", headers=headers)
-
-
-def _cache_header(state: AppState, ctx: RequestContext, body: Any, headers: dict[str, str]) -> None:
-    """`x-sluice-cache: hit-exact | hit-semantic | miss | bypass` where the model caches (cache/)."""
-    outcome = state.gateway.cache.outcome(ctx, body)
-    if outcome is not None:
-        headers["x-sluice-cache"] = outcome
 
 
 async def embeddings(request: Request) -> Response:
@@ -71,14 +58,11 @@ async def embeddings(request: Request) -> Response:
     ctx = _context(request, "embeddings")
     headers = _id_headers(ctx)
     try:
-        body = await _parse(request, state, "embeddings", ctx)
-        result = await pipeline.embed(state.gateway, ctx, body)
+        call = Call(ctx, await _parse(request, state, "embeddings", ctx))
+        result = await state.gateway.embed(call)
     except SluiceError as error:
         return error_response(error, headers)
-    headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
-    _route_headers(ctx, headers)
-    if ctx.cost_usd is not None:
-        headers["x-sluice-cost-usd"] = usd_header(ctx.cost_usd)
+    _answer_headers(call, headers)
     return Response(orjson.dumps(result.payload), media_type="application/json", headers=headers)
 
 
@@ -144,14 +128,36 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
     return body
 
 
-def _route_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
-    if ctx.routed_to is not None:  # cost-based routing: the model a router model chose
-        headers["x-sluice-routed-to"] = ctx.routed_to
+def _answer_headers(call: Call, headers: dict[str, str]) -> None:
+    """What the answer says about itself: overhead so far, where it went, what stages added (`x-sluice-cache`),
+    its cost once known (a stream's comes in its usage chunk), stage times when `x-sluice-debug: timing` asks."""
+    ctx = call.ctx
+    headers["x-sluice-overhead-ms"] = _ms(ctx.overhead_s(ctx.elapsed_s()))
+    annotations = ctx.annotations
+    if annotations is not None and "router.model" in annotations:  # a router model chose this model
+        headers["x-sluice-routed-to"] = str(annotations["router.model"])
     target = ctx.target
     if target is not None:
         headers["x-sluice-target"] = target.name
         if target.fallback:  # served by a fallback model, not the one asked for
             headers["x-sluice-fallback"] = target.public_model
+    if call.response_headers is not None:
+        headers.update(call.response_headers)
+    if ctx.cost_usd is not None and not ctx.stream:
+        headers["x-sluice-cost-usd"] = usd_header(ctx.cost_usd)
+    sent = ctx.headers
+    if DEBUG_HEADER in sent and sent[DEBUG_HEADER] == "timing":  # `in` first: a miss raises no KeyError inside
+        headers["server-timing"] = server_timing(ctx)
+
+
+def server_timing(ctx: RequestContext) -> str:
+    """W3C Server-Timing (browsers' dev tools show it): each stage's own time so far, upstream, queue, total own."""
+    parts = [f"{stage};dur={seconds * 1000:.3f}" for stage, seconds in ctx.stage_s.items()]
+    parts.append(f"upstream;dur={ctx.upstream_s * 1000:.3f}")
+    if ctx.queue_s:
+        parts.append(f"queue;dur={ctx.queue_s * 1000:.3f}")
+    parts.append(f"overhead;dur={ctx.overhead_s(ctx.elapsed_s()) * 1000:.3f}")
+    return ", ".join(parts)
 
 
 async def authenticate(request: Request, state: AppState, ctx: RequestContext | None = None) -> Any:

@@ -13,6 +13,7 @@ from sluice.backends.types import (
     Endpoint,
     GenerationRequest,
     Usage,
+    Whole,
 )
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "Endpoint",
     "GenerationRequest",
     "Usage",
+    "Whole",
     "build_backend",
 ]

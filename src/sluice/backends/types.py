@@ -161,11 +161,52 @@ class Completion:
     usage: Usage | None
     finish_reason: str | None = None
 
+    def as_chunk(self) -> Chunk:
+        """This answer as the one chunk a non-streamed request's stage chain carries (gateway/chain.py)."""
+        return Chunk(self.payload, self.text, bool(self.text), self.usage, self.finish_reason)
+
+    @classmethod
+    def of_chunk(cls, chunk: Chunk) -> Completion:
+        return cls(chunk.payload, chunk.text, chunk.usage, chunk.finish_reason)
+
 
 @dataclass(slots=True)
 class Embeddings:
     payload: dict[str, Any]
     usage: Usage | None
+
+    def as_chunk(self) -> Chunk:
+        return Chunk(self.payload, usage=self.usage)
+
+    @classmethod
+    def of_chunk(cls, chunk: Chunk) -> Embeddings:
+        return cls(chunk.payload, chunk.usage)
+
+
+class Whole:
+    """A reply that is one whole (non-streamed) answer, as the stage chain carries it (gateway/chain.py).
+
+    It iterates like any reply — one chunk, `answer.as_chunk()` — so a stage that wraps replies handles it
+    without a special case; the chain's runner takes `answer` straight out of an unwrapped one.
+    """
+
+    __slots__ = ("_done", "answer")
+
+    def __init__(self, answer: Completion | Embeddings) -> None:
+        self.answer = answer
+        self._done = False
+
+    def __aiter__(self) -> Whole:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        if self._done:
+            raise StopAsyncIteration
+        self._done = True
+        return self.answer.as_chunk()
+
+    async def aclose(self) -> None:
+        self._done = True
 
 
 @dataclass(slots=True, frozen=True)

@@ -10,12 +10,13 @@ from sluice.cache.policy import CACHE_HEADER, Directive, directive_from_headers,
 from sluice.cache.replay import StreamCollector, completion_from_payload, replay_chunks
 from sluice.cache.semantic import MemorySemanticStore
 from sluice.cache.semantic_redis import RedisSemanticStore
-from sluice.cache.stage import GatewayCache, StreamCapture
+from sluice.cache.stage import CacheStage, GatewayCache, StreamCapture
 
 __all__ = [
     "CACHE_HEADER",
     "HNSW_SETTINGS",
     "CacheMetrics",
+    "CacheStage",
     "Directive",
     "Embedder",
     "GatewayCache",

@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sluice.backends import Chunk, Completion
+from sluice.backends import Chunk, Completion, Whole
 from sluice.cache.embedder import Embedder
 from sluice.cache.exact import ExactStore, MemoryExactStore, decode_entry, encode_entry
 from sluice.cache.guard import compatible
 from sluice.cache.keys import SemanticQuery, exact_key, request_body, semantic_query
 from sluice.cache.metrics import CacheMetrics
-from sluice.cache.policy import Directive, directive_from_headers, namespace_of, qualifies, storable
-from sluice.cache.replay import StreamCollector, completion_from_payload
+from sluice.cache.policy import CACHE_HEADER, Directive, directive_from_headers, namespace_of, qualifies, storable
+from sluice.cache.replay import StreamCollector, completion_from_payload, replay_chunks
 from sluice.cache.semantic import SemanticStore
 from sluice.config import CacheConfig
 
 if TYPE_CHECKING:
     from sluice.backends import GenerationRequest
+    from sluice.gateway.chain import Call, Next, Reply
     from sluice.gateway.context import RequestContext
 
 log = logging.getLogger("sluice.cache")
@@ -138,6 +139,11 @@ class GatewayCache:
         if pending is None or not pending.may_store:
             return None
         return StreamCapture(self, ctx, request, StreamCollector(ctx.endpoint, pending.settings.max_entry_bytes))
+
+    def may_store(self, request: GenerationRequest) -> bool:
+        """Whether this request's answer would be kept (lookup decided: a miss that may be stored)."""
+        pending = self._pending_for(request)
+        return pending is not None and pending.may_store
 
     def outcome(self, ctx: RequestContext, request: GenerationRequest) -> str | None:
         """The x-sluice-cache response header; None when caching is off for the model."""
@@ -319,3 +325,58 @@ class GatewayCache:
         for client in self._closers:
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+
+class CacheStage:
+    """The chain's cache stage (gateway/chain.py), in the chains of models whose cache is on: a hit answers
+    without calling `next` (a stream is replayed as one write); a miss passes on and keeps the answer once it
+    has ended cleanly. Sets the `x-sluice-cache` response header."""
+
+    name = "cache"
+
+    def __init__(self, cache: GatewayCache) -> None:
+        self.cache = cache
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        ctx, request = call.ctx, call.request
+        cache = self.cache
+        cached = await cache.lookup(ctx, request)  # type: ignore[arg-type]
+        outcome = cache.outcome(ctx, request)  # type: ignore[arg-type]
+        if outcome is not None:
+            call.set_header(CACHE_HEADER, outcome)
+        if cached is not None:
+            return _replay(cached, ctx.endpoint) if ctx.stream else Whole(cached)  # type: ignore[return-value]
+        reply = await next(call)
+        if not ctx.stream:
+            if not cache.may_store(request):  # type: ignore[arg-type]
+                return reply
+            if type(reply) is Whole:  # the whole answer is here already: keep it now
+                cache.store(ctx, request, reply.answer)  # type: ignore[arg-type]
+                return reply
+            return _store_whole(cache, ctx, request, reply)  # type: ignore[arg-type]
+        capture = cache.capture(ctx, request)  # type: ignore[arg-type]
+        return reply if capture is None else _captured(reply, capture)
+
+
+async def _replay(answer: Completion, endpoint: str) -> Reply:
+    """The cached answer as the chunks an upstream would have streamed, all written to the client at once."""
+    chunks = replay_chunks(answer, endpoint)
+    for chunk in chunks[:-1]:
+        chunk.buffered = True
+    for chunk in chunks:
+        yield chunk
+
+
+async def _store_whole(cache: GatewayCache, ctx: RequestContext, request: GenerationRequest, reply: Reply) -> Reply:
+    async with contextlib.aclosing(reply):
+        async for chunk in reply:
+            cache.store(ctx, request, Completion.of_chunk(chunk))
+            yield chunk
+
+
+async def _captured(reply: Reply, capture: StreamCapture) -> Reply:
+    async with contextlib.aclosing(reply):
+        async for chunk in reply:
+            capture.add(chunk)
+            yield chunk
+    capture.finish()  # a clean end: the stream adds up to an answer worth keeping

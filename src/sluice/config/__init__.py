@@ -62,6 +62,7 @@ from sluice.config.server import (
     TelemetryConfig,
     TracingConfig,
 )
+from sluice.config.tags import TagsConfig
 from sluice.errors import ConfigError
 
 _ROUTE_POLICY_KEYS = ("balancer", "retry", "circuit_breaker", "health_check", "fallbacks", "fallback_on")
@@ -81,6 +82,7 @@ class SluiceConfig(_Strict):
     pricing: PricingConfig = PricingConfig()
     keys: KeysConfig = KeysConfig()
     cache: CacheConfig = CacheConfig()  # response caching defaults (docs/cache.md)
+    tags: TagsConfig = TagsConfig()  # request headers copied into the request log (docs/config.md#tags)
 
     @model_validator(mode="after")
     def _fallbacks_name_known_models(self) -> SluiceConfig:
@@ -296,6 +298,7 @@ __all__ = [
     "SluiceConfig",
     "StateConfig",
     "StoreConfig",
+    "TagsConfig",
     "TargetConfig",
     "TelemetryConfig",
     "TokenPriceConfig",

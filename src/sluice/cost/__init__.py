@@ -23,6 +23,7 @@ from sluice.cost.keys_metrics import KeyMetrics
 from sluice.cost.metrics import CostMetrics
 from sluice.cost.price_book import GPUHours, GPUPriced, PriceBook, TargetPrice, TokenPriced, gpu_hours
 from sluice.cost.pricing import GatewayPricing, build_pricing, usd_header
+from sluice.cost.stage import AdmissionStage, PricingStage
 from sluice.cost.tokens import (
     TokenizerChoice,
     count_message_tokens,
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdmissionStage",
     "BudgetExceeded",
     "CostMetrics",
     "GPUHours",
@@ -68,6 +70,7 @@ __all__ = [
     "KeysUnavailable",
     "ModelNotAllowed",
     "PriceBook",
+    "PricingStage",
     "RateLimitExceeded",
     "Reservation",
     "TargetPrice",

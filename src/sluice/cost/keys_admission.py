@@ -47,8 +47,8 @@ from sluice.state import (
 
 if TYPE_CHECKING:
     from sluice.backends import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+    from sluice.cost.pricing import GatewayPricing
     from sluice.gateway.context import RequestContext
-    from sluice.gateway.stages import Pricing
 
 log = logging.getLogger("sluice.keys")
 
@@ -75,7 +75,7 @@ class KeyAdmission:
         self.metrics = metrics
         self.cache = KeyCache(state, config, metrics)
         self.service = KeyService(self.cache)  # what the admin API calls
-        self.pricing: Pricing | None = None  # the gateway's pricing stage, set by wiring (None: no estimates)
+        self.pricing: GatewayPricing | None = None  # set by the composition root (None: no estimates)
         self._master = master_key.encode() if master_key else None
         self._settling: set[asyncio.Task[None]] = set()
         self._seeding: dict[str, asyncio.Task[None]] = {}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class RequestContext:
     __slots__ = ("annotations", "arrival", "attempts", "body_text", "cache_hit", "client_ip", "client_request_id",
                  "cost_usd", "created_at", "endpoint", "error", "finish_reason", "headers", "in_flight", "key", "model",
-                 "queue_s", "raw_body", "request", "request_id", "reservation", "route_role", "routed_to", "span",
+                 "queue_s", "raw_body", "request", "request_id", "reservation", "route_role", "span", "stage_s",
                  "status_code", "stream", "target", "team", "text_parts", "timer", "upstream_s", "usage", "user")
 
     def __init__(self, request_id: str, endpoint: Endpoint, client_ip: str | None, *,
@@ -55,9 +55,9 @@ class RequestContext:
         self.cache_hit: str | None = None  # "exact" | "semantic" when answered from the cache
         self.cost_usd: float | None = None
         self.route_role: str | None = None  # which side of a rollout served it: stable | candidate
-        self.routed_to: str | None = None  # the model a router model (routing/difficulty_router.py) chose
         self.attempts = 0  # upstream attempts made (retries and fallbacks included)
         self.annotations: dict[str, Json] | None = None  # what stages add (annotate); no dict until one does
+        self.stage_s: dict[str, float] = {}  # each stage's own time (gateway/chain.py)
 
     def annotate(self, key: str, value: Json) -> None:
         """Attach a JSON value to the request's record under `<concern>.<name>` (docs/request-log.md lists

@@ -1,31 +1,14 @@
-"""SSE frames the relay writes to the client: upstream chunks rewritten for it, cached answers replayed."""
+"""SSE frames the runner writes to the client: the chain's chunks rewritten for it, usage estimated when missing."""
 
 from __future__ import annotations
 
-from time import perf_counter
+from collections.abc import Callable
 
-from sluice.backends import Chunk, Completion, Usage
-from sluice.backends.sse import DONE, encode_data
-from sluice.cache.replay import replay_chunks
+from sluice.backends import Chunk, Usage
+from sluice.backends.sse import encode_data
 from sluice.gateway.context import RequestContext
-from sluice.gateway.stages import Pricing
 
-
-def replay_frames(ctx: RequestContext, answer: Completion, public_model: str, include_usage: bool,
-            pricing: Pricing) -> bytes:
-    """A cached answer as one write of the frames an upstream stream would have sent."""
-    frames = []
-    for chunk in replay_chunks(answer, ctx.endpoint):
-        if chunk.has_output:
-            ctx.timer.on_output(perf_counter())
-            ctx.text_parts.append(chunk.text)
-        frame = client_frame(ctx, chunk, public_model, include_usage, pricing)
-        if frame is not None:
-            frames.append(frame)
-    if include_usage and ctx.usage is None:
-        frames.append(estimated_usage_frame(ctx, public_model, pricing))
-    frames.append(DONE)
-    return b"".join(frames)
+Quote = Callable[[RequestContext], float | None]  # the request's cost now (cost/ GatewayPricing.quote)
 
 
 def take(held: list[bytes]) -> bytes:
@@ -35,12 +18,12 @@ def take(held: list[bytes]) -> bytes:
 
 
 def client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_usage: bool,
-                  pricing: Pricing) -> bytes | None:
+                 quote: Quote | None) -> bytes | None:
     payload = chunk.payload
     if chunk.usage is not None:
         ctx.usage = chunk.usage
         if include_usage and not payload.get("choices"):  # the final usage-only chunk carries the cost
-            add_cost(payload.get("usage"), pricing.quote(ctx))
+            add_cost(payload.get("usage"), quote(ctx) if quote is not None else None)
     if chunk.finish_reason is not None:
         ctx.finish_reason = chunk.finish_reason
     if not include_usage:
@@ -52,10 +35,10 @@ def client_frame(ctx: RequestContext, chunk: Chunk, public_model: str, include_u
     return encode_data(payload)
 
 
-def estimated_usage_frame(ctx: RequestContext, public_model: str, pricing: Pricing) -> bytes:
+def estimated_usage_frame(ctx: RequestContext, public_model: str, quote: Quote | None) -> bytes:
     record = ctx.finish(keep_bodies=False)  # counts tokens with the tokenizer fallback
     usage = Usage(record.prompt_tokens or 0, record.completion_tokens or 0).to_dict()
-    add_cost(usage, pricing.quote(ctx))
+    add_cost(usage, quote(ctx) if quote is not None else None)
     obj = "chat.completion.chunk" if ctx.endpoint == "chat" else "text_completion"
     return encode_data({"id": f"usage-{ctx.request_id}", "object": obj, "model": public_model,
                         "choices": [], "usage": usage})

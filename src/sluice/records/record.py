@@ -9,7 +9,10 @@ from typing import Any, TypeAlias
 Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | None
 
 
-@dataclass(slots=True, frozen=True)
+# Immutable by convention, not `frozen`: a frozen dataclass sets each of these 42 fields through
+# object.__setattr__, 4.6 µs per record against 1.0 µs, and every request builds one or two (the redacted
+# copy). Nothing assigns to a record's fields; a changed copy is `dataclasses.replace(record, ...)`.
+@dataclass(slots=True, unsafe_hash=True)
 class RequestRecord:
     request_id: str  # the gateway's own id (records/request_ids.py): unique
     created_at: float  # unix seconds when the gateway received the request

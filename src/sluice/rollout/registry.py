@@ -7,7 +7,7 @@ that names a backend no longer configured is reported and skipped rather than ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sluice.config import SluiceConfig
 from sluice.rollout.deployment import Deployment
@@ -22,6 +22,7 @@ class DeploymentRegistry:
         self._config = dict(deployments)  # what the config says, before stored changes
         self.backends: frozenset[str] | None = None if backends is None else frozenset(backends)
         self.problems: dict[str, str] = {}  # model -> why its stored deployment is not applied
+        self._listeners: list[Callable[[str], None]] = []
 
     @classmethod
     def from_config(cls, config: SluiceConfig) -> DeploymentRegistry:
@@ -39,6 +40,12 @@ class DeploymentRegistry:
         """Install a new version; requests already routed keep the one they read."""
         self._current[deployment.model] = deployment
         self.problems.pop(deployment.model, None)
+        for listener in self._listeners:
+            listener(deployment.model)
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(model)` after each new version is installed (the stage chains are rebuilt from it)."""
+        self._listeners.append(listener)
 
     def from_store(self, model: str) -> bool:
         """Whether the deployment in force came from the store (else it is the config's)."""

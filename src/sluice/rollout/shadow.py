@@ -1,9 +1,10 @@
 """Shadow mode: mirror sampled requests to a deployment's shadow target in the background and pair the answers.
 
-The request path calls `start` when the primary is about to call its upstream and `primary_done` from its
-`_finish`. Neither awaits or raises: `start` decides (sample, concurrency bound) and creates a task; the task
-makes one non-streaming call with its own deadline, waits for the primary's record, and hands a
-`ShadowPair` to a sink (the batched writer). Whatever happens to the shadow, the primary never sees it.
+The chain's `shadow` stage (`ShadowStage`, below) calls `start` when the primary is about to call its upstream,
+and `primary_done` once the primary's record exists. Neither awaits or raises: `start` decides (sample,
+concurrency bound) and creates a task; the task makes one non-streaming call with its own deadline, waits for
+the primary's record, and hands a `ShadowPair` to a sink (the batched writer). Whatever happens to the shadow,
+the primary never sees it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair, build_pair
 
 if TYPE_CHECKING:
+    from sluice.cost import GatewayPricing
+    from sluice.gateway.chain import Call, Next, Reply
     from sluice.gateway.context import RequestContext
-    from sluice.gateway.stages import Pricing
 
 log = logging.getLogger("sluice.shadow")
 
@@ -112,7 +114,7 @@ class ShadowMirror:
     """Mirrors requests of deployments that have shadow targets; see the module docstring."""
 
     def __init__(self, deployments: DeploymentSource, backends: Mapping[str, Backend], metrics: ShadowMetrics,
-                 *, timeout_s: float = 30.0, pricing: Pricing | None = None, sink: PairSink | None = None,
+                 *, timeout_s: float = 30.0, pricing: GatewayPricing | None = None, sink: PairSink | None = None,
                  keep_bodies: bool = True) -> None:
         self.deployments = deployments
         self.backends = backends
@@ -271,5 +273,20 @@ class ShadowMirror:
         self.metrics.in_flight.labels(model).dec()
 
 
-__all__ = ["SHADOW_HEADER", "DeploymentSource", "NoShadow", "PairSink", "ShadowHook", "ShadowMirror", "ShadowTarget",
-           "pick_shadow", "sampled"]
+class ShadowStage:
+    """The chain's shadow stage (gateway/chain.py), in the chains of models whose deployment has shadow targets:
+    after a cache miss, as the primary starts, mirror it; once the primary's record exists, pair them."""
+
+    name = "shadow"
+
+    def __init__(self, mirror: ShadowMirror) -> None:
+        self.mirror = mirror
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        self.mirror.start(call.ctx, call.request)  # type: ignore[arg-type]
+        call.on_record(self.mirror.primary_done)
+        return await next(call)
+
+
+__all__ = ["SHADOW_HEADER", "DeploymentSource", "NoShadow", "PairSink", "ShadowHook", "ShadowMirror", "ShadowStage",
+           "ShadowTarget", "pick_shadow", "sampled"]

@@ -15,14 +15,14 @@ from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_writer import ShadowPairWriter
 
 if TYPE_CHECKING:
-    from sluice.gateway.stages import Pricing
+    from sluice.cost import GatewayPricing
 
 
 class ShadowMode:
     """Built with the app; `open` once the store is, `close` before the backends and the store close."""
 
     def __init__(self, config: SluiceConfig, deployments: DeploymentSource, backends: Mapping[str, Backend],
-                 registry: CollectorRegistry, *, pricing: Pricing | None = None) -> None:
+                 registry: CollectorRegistry, *, pricing: GatewayPricing | None = None) -> None:
         self.config = config
         self.metrics = ShadowMetrics(registry)
         self.mirror = ShadowMirror(deployments, backends, self.metrics, timeout_s=config.shadow.timeout_s,

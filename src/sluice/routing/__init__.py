@@ -10,18 +10,21 @@ from sluice.routing.metrics import RoutingMetrics
 from sluice.routing.policy import RoutePolicy, backoff_s, counts_against_target, failure_kind
 from sluice.routing.pool import Pool
 from sluice.routing.router import Router
+from sluice.routing.stage import CostRoutingStage, RouteStage
 from sluice.routing.target import Target, TargetState
 
 __all__ = [
     "Attempt",
     "BreakerState",
     "CircuitBreaker",
+    "CostRoutingStage",
     "HealthChecker",
     "HealthStreak",
     "NoBreaker",
     "NoHealthyTarget",
     "Pool",
     "RoutePolicy",
+    "RouteStage",
     "Router",
     "RoutingMetrics",
     "Target",

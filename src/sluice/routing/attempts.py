@@ -114,8 +114,7 @@ async def _fall_back(router: Router, ctx: RequestContext, pool: Pool, once: Call
             continue
         tried.add(fallback_pool.model)
         if fallback_pool.model != fallback:  # a router model chose it
-            ctx.routed_to = fallback_pool.model
-            ctx.annotate("router.model", fallback_pool.model)
+            ctx.annotate("router.model", fallback_pool.model)  # the x-sluice-routed-to header
         log.info("request %s: `%s` failed (%s); falling back to `%s`", ctx.request_id, pool.model, kind, fallback)
         if router.metrics is not None:
             router.metrics.fallback(pool.model, fallback, kind)

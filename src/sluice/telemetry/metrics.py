@@ -12,6 +12,7 @@ from prometheus_client import (
 )
 
 from sluice.records import RequestRecord
+from sluice.telemetry.stage_metrics import StageMetrics
 
 disable_created_metrics()  # the `_created` series double the exposition size and no dashboard uses them
 
@@ -37,6 +38,7 @@ class GatewayMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         model_target = ["model", "target"]
+        self.stages = StageMetrics(r)  # sluice_stage_seconds{stage}
         self.ttft = Histogram("sluice_time_to_first_token_seconds",
                               "Arrival of the request to the first output chunk (streaming only).",
                               model_target, buckets=TTFT_BUCKETS_S, registry=r)

@@ -40,6 +40,8 @@ class Recorder:
             ctx.in_flight.dec()
             ctx.in_flight = None
         self.metrics.observe(record)
+        if ctx.stage_s:
+            self.metrics.stages.observe(ctx.stage_s)  # each chain stage's own time (not kept in the record)
         if ctx.span is not None:
             params = ctx.request.model_dump(exclude_unset=True) if ctx.request is not None else {}
             self.tracing.finish(ctx.span, record, params, time.time_ns())
