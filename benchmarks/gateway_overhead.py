@@ -1,6 +1,6 @@
 """Gateway overhead: the same load sent direct to a zero-latency upstream and through `sluice serve`.
 
-    python benchmarks/gateway_overhead.py [--rate 200] [--duration 10] [--wrk-seconds 10]
+    python benchmarks/gateway_overhead.py [--rate 200] [--duration 10] [--wrk-seconds 10] [--guards]
 
 Reports, for non-streaming and streaming chat at a fixed open-loop request rate:
   - client-side latency P50/P99 direct and through the gateway, and their difference;
@@ -29,6 +29,13 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+GUARDS = """safety:
+  guards:
+    words: {type: keyword, words: [bomb, nerve agent, pipe bomb, ricin, sarin, anthrax spores, detonator, napalm,
+                                   thermite, ghost gun]}
+    secrets: {type: regex, patterns: ['sk-[A-Za-z0-9]{20,}', 'AKIA[0-9A-Z]{16}', 'ghp_[A-Za-z0-9]{36}',
+                                      'xox[baprs]-[A-Za-z0-9-]{10,}', '-----BEGIN (?:RSA )?PRIVATE KEY-----']}
+"""
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "Say ok sixteen times."}], "max_tokens": 16}
 
 
@@ -129,6 +136,9 @@ def main() -> None:
     parser.add_argument("--modes", default="non-stream,stream", help="comma-separated: non-stream, stream")
     parser.add_argument("--log-bodies", default="redacted", choices=["full", "redacted", "none"])
     parser.add_argument("--server-args", default="", help="extra `sluice serve` options, e.g. '--loop asyncio'")
+    parser.add_argument("--guards", action="store_true",
+                        help="run the model with a keyword guard (10 words) and a regex guard (5 patterns), both "
+                             "directions (docs/safety.md)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
@@ -138,7 +148,8 @@ def main() -> None:
     config.write_text(
         f"store: {{url: 'sqlite:///{db}', log_bodies: {args.log_bodies}}}\n"
         f"backends:\n  zero: {{type: openai, base_url: 'http://127.0.0.1:{up_port}/v1'}}\n"
-        "models:\n  bench: {targets: [{backend: zero}]}\n")
+        "models:\n  bench: {targets: [{backend: zero}]" + (", guards: [words, secrets]" if args.guards else "") + "}\n"
+        + (GUARDS if args.guards else ""))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     upstream = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/zero_upstream.py"), str(up_port),
                                  str(args.chunks)], env=env)

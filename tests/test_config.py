@@ -151,7 +151,7 @@ def test_an_unknown_backend_type_lists_the_known_types_at_the_backend_path() -> 
     message = config_error({"backends": {"b": {"type": "vllm", "base_url": "http://b"}}})
 
     line = next(line for line in message.splitlines() if line.startswith("  - "))
-    assert line == ("  - backends.b: unknown backend type; "
+    assert line == ("  - backends.b: unknown backend type 'vllm'; "
                     "expected one of openai, anthropic, gguf, transformers, sentence_transformers, sim")
 
 

@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sluice", "sluice.errors", "sluice.records"),  # the version, error types, the finished request's record
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
-    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags"),
+    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags",
+     "sluice.safety"),
     ("sluice.rollout", "sluice.sim", "sluice.loadtest"),
     ("sluice.gateway",),  # the request path (the chain runner, the routing terminal) and the start-up checks
     ("sluice.compose",),  # the composition root: builds everything from config, starts and closes it in order

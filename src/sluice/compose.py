@@ -27,6 +27,7 @@ from sluice.rollout import DeploymentRegistry, ShadowStage
 from sluice.rollout.controller import RolloutControl
 from sluice.rollout.shadow_mode import ShadowMode
 from sluice.routing import CostRoutingStage, HealthChecker, Router, RouteStage, RoutingMetrics
+from sluice.safety import Guard, GuardStage, SafetyMetrics, build_guard
 from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.store import create_engine, migrate
@@ -90,6 +91,8 @@ class _Parts:
     pricing: GatewayPricing | None
     cache: GatewayCache | None
     shadow: ShadowMode
+    guards: dict[str, Guard]  # safety.guards, built once; models share them
+    safety_metrics: SafetyMetrics | None
 
 
 def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppState:
@@ -110,7 +113,9 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     shared_state = open_state(config.state)
     admission = KeyAdmission(shared_state, config.keys, KeyMetrics(metrics.registry), master_key)
     admission.pricing = pricing  # budget reservations use its estimates
-    parts = _Parts(config, router, admission, pricing, cache, shadow)
+    guards = {name: build_guard(name, guard) for name, guard in config.safety.guards.items()}
+    safety_metrics = SafetyMetrics(metrics.registry) if guards else None
+    parts = _Parts(config, router, admission, pricing, cache, shadow, guards, safety_metrics)
     terminal = RoutingTerminal(router, slots, tracing)
     chains = ChainSet(lambda model, kind: _chain(parts, terminal, model, kind))
     deployments.on_change(chains.invalidate)  # a new deployment version may add or drop its shadow stage
@@ -134,6 +139,11 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
     stages.append(AdmissionStage(parts.admission))  # keys: permissions, limits, budget (settled at the end)
     if parts.pricing is not None:
         stages.append(PricingStage(parts.pricing))  # the cost, at the end: inside admission, which settles it
+    model_config = parts.config.models.get(model)
+    if model_config is not None and model_config.guards and parts.safety_metrics is not None:
+        safety = parts.config.safety  # the prompt before the cache or any upstream sees it; the answer as it streams
+        stages.append(GuardStage([parts.guards[name] for name in model_config.guards], parts.safety_metrics,
+                                 window_chars=safety.window_chars, hold_back_chars=safety.hold_back_chars))
     if kind == "generate":
         if parts.cache is not None and model in parts.cache.settings:
             stages.append(CacheStage(parts.cache))
@@ -168,6 +178,7 @@ async def start(state: AppState) -> None:
         await state.rollout.start(state.engine)  # stored deployments win over the config's, before any request
     if state.shadow is not None and state.engine is not None:
         await state.shadow.open(state.engine)  # shadow mode: its pair writer, on the store
+    state.gateway.describe(state.config.models)  # every model's chains built now, not by its first request
     await _start_backends(state)
 
 

@@ -40,6 +40,7 @@ async def _generate(request: Request, endpoint: Endpoint) -> Response:
     state: AppState = request.app.state.sluice
     ctx = _context(request, endpoint)
     headers = _id_headers(ctx)
+    call: Call | None = None
     try:
         call = Call(ctx, await _parse(request, state, endpoint, ctx))
         if ctx.stream:
@@ -48,6 +49,8 @@ async def _generate(request: Request, endpoint: Endpoint) -> Response:
             return EventStreamResponse(first, rest, headers)  # type: ignore[return-value]
         completion = await state.gateway.complete(call)
     except SluiceError as error:
+        if call is not None and call.response_headers is not None:  # what stages said before it failed
+            headers.update(call.response_headers)
         return error_response(error, headers)
     _answer_headers(call, headers)
     return Response(orjson.dumps(completion.payload), media_type="application/json", headers=headers)

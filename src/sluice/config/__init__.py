@@ -56,6 +56,12 @@ from sluice.config.routing import (
     TargetConfig,
     is_sticky_key,
 )
+from sluice.config.safety import (
+    GuardConfig,
+    KeywordGuardConfig,
+    RegexGuardConfig,
+    SafetyConfig,
+)
 from sluice.config.server import (
     ServerConfig,
     StoreConfig,
@@ -83,6 +89,18 @@ class SluiceConfig(_Strict):
     keys: KeysConfig = KeysConfig()
     cache: CacheConfig = CacheConfig()  # response caching defaults (docs/cache.md)
     tags: TagsConfig = TagsConfig()  # request headers copied into the request log (docs/config.md#tags)
+    safety: SafetyConfig = SafetyConfig()  # guards on prompts and answers (docs/safety.md)
+
+    @model_validator(mode="after")
+    def _guards_name_known_guards(self) -> SluiceConfig:
+        for model_name, model in self.models.items():
+            for index, guard in enumerate(model.guards):
+                if guard not in self.safety.guards:
+                    known = ", ".join(sorted(self.safety.guards)) or "none: define them under safety.guards"
+                    raise ValueError(f"models.{model_name}.guards.{index}: unknown guard {guard!r} (defined: {known})")
+                if guard in model.guards[:index]:
+                    raise ValueError(f"models.{model_name}.guards.{index}: {guard!r} is listed twice")
+        return self
 
     @model_validator(mode="after")
     def _fallbacks_name_known_models(self) -> SluiceConfig:
@@ -229,6 +247,9 @@ def load_config(path: str | Path | None) -> SluiceConfig:
     return parse_config(data, str(file))
 
 
+_GUARD_TYPES = ("keyword", "regex")
+
+
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
@@ -236,11 +257,15 @@ def _format_errors(exc: ValidationError) -> str:
         loc = [str(part) for part in error["loc"]]
         if len(loc) >= 3 and loc[0] == "backends" and loc[2] in _BACKEND_TYPES:
             del loc[2]
+        if len(loc) >= 4 and loc[:2] == ["safety", "guards"] and loc[3] in _GUARD_TYPES:
+            del loc[3]
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "union_tag_invalid":
-            message = f"unknown backend type; expected one of {', '.join(_BACKEND_TYPES)}"
+            kind, types = ("guard", _GUARD_TYPES) if loc[:2] == ["safety", "guards"] else ("backend", _BACKEND_TYPES)
+            message = f"unknown {kind} type {error['input'].get('type')!r}; expected one of {', '.join(types)}" \
+                if isinstance(error.get("input"), dict) else f"unknown {kind} type; expected one of {', '.join(types)}"
         if error["type"] == "value_error":
             lines.append(f"  - {_value_error_line('.'.join(loc), message.removeprefix('Value error, '))}")
             continue
@@ -282,15 +307,19 @@ __all__ = [
     "FailureKind",
     "GGUFBackendConfig",
     "GPUCostConfig",
+    "GuardConfig",
     "HealthCheckConfig",
     "KeysConfig",
+    "KeywordGuardConfig",
     "ModelConfig",
     "OpenAIBackendConfig",
     "PricingConfig",
+    "RegexGuardConfig",
     "RetryConfig",
     "RolloutConfig",
     "RolloutControlConfig",
     "RoutingConfig",
+    "SafetyConfig",
     "SemanticCacheConfig",
     "ServerConfig",
     "ShadowConfig",

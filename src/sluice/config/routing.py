@@ -171,6 +171,7 @@ class ModelConfig(_Strict):
     fallbacks: list[str] = []  # other public models, tried in order when this one fails (fallback_on)
     fallback_on: list[FailureKind] | None = None
     cache: CacheConfig | None = None  # response caching; unset keys take the top-level `cache`
+    guards: list[str] = []  # names from `safety.guards`, run in this order (cheap ones first), docs/safety.md
 
 
 __all__ = [

@@ -1,0 +1,187 @@
+"""Guard layers behind one interface: `check(text, direction) -> Verdict | None` (None: nothing found).
+
+Rule layers (keyword, regex) take microseconds and run first; model layers (classifiers, Llama Guard) are
+for later and plug in here with the same interface.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Literal, Protocol
+
+from sluice.config import GuardConfig, KeywordGuardConfig, RegexGuardConfig
+from sluice.safety.normalize import tokens
+
+Direction = Literal["input", "output"]
+
+
+@dataclass(slots=True, frozen=True)
+class Verdict:
+    """What one guard found: which rule, under what category, what it does about it (and whether it may)."""
+
+    guard: str  # its name in `safety.guards`
+    layer: str  # keyword | regex
+    direction: Direction
+    category: str
+    action: str  # block | flag
+    mode: str  # enforce | monitor
+    rule: str  # which rule matched: the listed word, or `pattern[i]` (never the user's text)
+    latency_s: float
+
+    @property
+    def blocks(self) -> bool:
+        """It stops the request or the answer: a blocking guard that enforces (monitor only records)."""
+        return self.action == "block" and self.mode == "enforce"
+
+    def to_json(self) -> dict[str, str]:
+        return {"guard": self.guard, "layer": self.layer, "direction": self.direction, "category": self.category,
+                "action": self.action, "mode": self.mode, "rule": self.rule}
+
+
+class Guard(Protocol):
+    name: str
+    directions: frozenset[Direction]
+
+    def check(self, text: str, direction: Direction) -> Verdict | None: ...
+
+
+class _RuleGuard:
+    """What keyword and regex guards share: their settings, and turning a match into a verdict."""
+
+    layer = ""
+
+    def __init__(self, name: str, config: KeywordGuardConfig | RegexGuardConfig) -> None:
+        self.name = name
+        self.category = config.category
+        self.action = config.action
+        self.mode = config.mode
+        self.directions: frozenset[Direction] = (frozenset(("input", "output")) if config.direction == "both"
+                                                 else frozenset((config.direction,)))  # type: ignore[arg-type]
+
+    def _verdict(self, direction: Direction, rule: str, started: float) -> Verdict:
+        return Verdict(self.name, self.layer, direction, self.category, self.action, self.mode, rule,
+                       perf_counter() - started)
+
+
+def _outside(span: tuple[int, int], allowed: list[tuple[int, int]]) -> bool:
+    return not any(start <= span[0] and span[1] <= end for start, end in allowed)
+
+
+class _Phrases:
+    """Phrases as token tuples, found in a text's tokens with one dict lookup per token (no regex scan)."""
+
+    def __init__(self, phrases: list[str]) -> None:
+        self.single: dict[str, str] = {}  # one-token phrases
+        self.by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}  # longer ones, by their first token
+        for phrase in phrases:
+            words = tuple(tokens(phrase))
+            if not words:
+                continue
+            if len(words) == 1:
+                self.single.setdefault(words[0], phrase)
+            else:
+                self.by_first.setdefault(words[0], []).append((words, phrase))
+        self.first = frozenset(self.single) | frozenset(self.by_first)  # any phrase starts with one of these
+        # one-word phrases that letters spaced apart can spell ("b o m b"), by length
+        self.spelled = {word: phrase for word, phrase in self.single.items() if len(word) >= 2}
+        self.spelled_lengths = sorted({len(word) for word in self.spelled})
+
+    def find(self, words: list[str]) -> list[tuple[int, int, str]]:
+        """(first token, end token, phrase) of every occurrence."""
+        found = []
+        present = self.first.intersection(words)  # one pass in C; most texts share no word with the list
+        if present:
+            single, by_first = self.single, self.by_first
+            for index, word in enumerate(words):
+                if word not in present:
+                    continue
+                phrase = single.get(word)
+                if phrase is not None:
+                    found.append((index, index + 1, phrase))
+                for tail, longer in by_first.get(word, ()):
+                    if tuple(words[index:index + len(tail)]) == tail:
+                        found.append((index, index + len(tail), longer))
+        if self.spelled:
+            found.extend(self._spelled(words))
+        return found
+
+    def _spelled(self, words: list[str]) -> list[tuple[int, int, str]]:
+        """Runs of single letters joined back: `b o m b`, `b.o.m.b`, `a b-o-m-b` (any listed word inside a run)."""
+        found: list[tuple[int, int, str]] = []
+        start = 0
+        count = len(words)
+        while start < count:
+            if len(words[start]) != 1 or start + 1 == count or len(words[start + 1]) != 1:
+                start += 1
+                continue
+            end = start
+            while end < count and len(words[end]) == 1:
+                end += 1
+            if end - start >= 2:
+                joined = "".join(words[start:end])
+                for offset in range(len(joined)):
+                    for length in self.spelled_lengths:
+                        phrase = self.spelled.get(joined[offset:offset + length])
+                        if phrase is not None and offset + length <= len(joined):
+                            found.append((start + offset, start + offset + length, phrase))
+            start = end
+        return found
+
+
+class KeywordGuard(_RuleGuard):
+    """Listed words and phrases, whole words, on normalised tokens (normalize.py); `allow` phrases excuse them."""
+
+    layer = "keyword"
+
+    def __init__(self, name: str, config: KeywordGuardConfig) -> None:
+        super().__init__(name, config)
+        self._words = _Phrases(config.words)
+        self._allow = _Phrases(config.allow) if config.allow else None
+        # how far back a match can start before a streamed answer's newest text (letters spaced apart double it)
+        self.reach = 2 * max(len(word) for word in config.words) + 16
+
+    def check(self, text: str, direction: Direction) -> Verdict | None:
+        started = perf_counter()
+        words = tokens(text)
+        found = self._words.find(words)
+        if not found:
+            return None
+        allowed = [(start, end) for start, end, _ in self._allow.find(words)] if self._allow is not None else []
+        for start, end, phrase in sorted(found):
+            if not allowed or _outside((start, end), allowed):
+                return self._verdict(direction, phrase, started)
+        return None
+
+
+class RegexGuard(_RuleGuard):
+    """Regular expressions searched in the text as sent; a match inside an `allow` match does not count."""
+
+    layer = "regex"
+
+    def __init__(self, name: str, config: RegexGuardConfig) -> None:
+        super().__init__(name, config)
+        flags = re.IGNORECASE if config.ignore_case else 0
+        self._patterns = [re.compile(pattern, flags) for pattern in config.patterns]
+        allow = "|".join(f"(?:{pattern})" for pattern in config.allow)
+        self._allow = re.compile(allow, flags) if allow else None
+
+    def check(self, text: str, direction: Direction) -> Verdict | None:
+        started = perf_counter()
+        allowed = [match.span() for match in self._allow.finditer(text)] if self._allow is not None else []
+        for index, pattern in enumerate(self._patterns):
+            for match in pattern.finditer(text):
+                if not allowed or _outside(match.span(), allowed):
+                    return self._verdict(direction, f"pattern[{index}]", started)
+                # an allowed match: look further in the text for one that is not
+        return None
+
+
+def build_guard(name: str, config: GuardConfig) -> Guard:
+    if isinstance(config, KeywordGuardConfig):
+        return KeywordGuard(name, config)
+    return RegexGuard(name, config)
+
+
+__all__ = ["Direction", "Guard", "KeywordGuard", "RegexGuard", "Verdict", "build_guard"]
