@@ -1,5 +1,6 @@
 """Layers: each package imports only packages below it (so there are no import cycles), config is pure data,
-and the instruments (simulator, bench client) never load the gateway's database or Redis clients.
+the instruments (simulator, bench client) never load the gateway's database or Redis clients, and a package
+imports another through its `__init__`, not its submodules.
 
 The import graph is read from the source with `ast`. Imports inside functions count: they run, only later.
 Imports under `if TYPE_CHECKING:` never run and do not count, so an annotation may name a type from above
@@ -26,9 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sluice", "sluice.errors", "sluice.records"),  # the version, error types, the finished request's record
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
-    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags",
-     "sluice.safety"),
-    ("sluice.rollout", "sluice.sim", "sluice.loadtest"),
+    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags"),
+    ("sluice.rollout", "sluice.sim", "sluice.loadtest", "sluice.safety"),
     ("sluice.gateway",),  # the request path (the chain runner, the routing terminal) and the start-up checks
     ("sluice.compose",),  # the composition root: builds everything from config, starts and closes it in order
     ("sluice.api",),  # the app: routes, error mapping
@@ -37,6 +37,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 CONFIG_MAY_IMPORT = ("sluice.config", "sluice.errors")
 HEAVY_CLIENTS = ("alembic", "redis", "sqlalchemy")  # the gateway's store and shared state
+# "importer -> imported submodule of another package": why it cannot go through that package's `__init__`.
+SUBMODULE_IMPORTS_ALLOWED: dict[str, str] = {}
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,6 +48,7 @@ class Import:
     line: int
     in_function: bool  # runs when the function is called, not when the module loads
     type_checking: bool = False  # under `if TYPE_CHECKING:`: never runs
+    via_package: bool = False  # `from sluice.store import request_log`: a submodule, named through its package
 
     def where(self) -> str:
         return f"{self.importer}:{self.line}"
@@ -73,9 +76,9 @@ def imports_of(module: str) -> tuple[Import, ...]:
     is_package = path.name == "__init__.py"
     found: dict[tuple[str, int], Import] = {}  # one per imported module and line (`from x import a, b`: one)
 
-    def targets(node: ast.Import | ast.ImportFrom) -> Iterator[str]:
+    def targets(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, bool]]:
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
+            yield from ((alias.name, False) for alias in node.names)
             return
         base = node.module or ""
         if node.level:  # relative: from the package (or its parents)
@@ -83,18 +86,18 @@ def imports_of(module: str) -> tuple[Import, ...]:
             base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
         for alias in node.names:
             submodule = f"{base}.{alias.name}"
-            yield submodule if submodule in modules() else base
+            yield (submodule, True) if submodule in modules() else (base, False)
 
     def visit(node: ast.AST, in_function: bool, type_checking: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import | ast.ImportFrom):
-                for target in targets(child):
+                for target, via_package in targets(child):
                     if target.split(".")[0] != "sluice":
                         continue
                     while target not in modules():  # `import sluice.x.name`: the module that holds the name
                         target = target.rpartition(".")[0]
                     found.setdefault((target, child.lineno), Import(module, target, child.lineno, in_function,
-                                                                    type_checking))
+                                                                    type_checking, via_package))
             elif isinstance(child, ast.If) and _is_type_checking(child.test):
                 for statement in child.body:
                     visit(ast.Module(body=[statement], type_ignores=[]), in_function, True)
@@ -168,6 +171,28 @@ def layer_of(package: str) -> int | None:
     return next((level for level, packages in enumerate(LAYERS) if package in packages), None)
 
 
+@cache
+def exports_of(package: str) -> frozenset[str]:
+    """The names a package's `__init__` lists in `__all__`."""
+    tree = ast.parse(modules()[package].read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None and any(
+                isinstance(target, ast.Name) and target.id == "__all__"
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])):
+            return frozenset(ast.literal_eval(node.value))
+    return frozenset()
+
+
+def reaches_into(found: Import) -> bool:
+    """An import of another package's submodule, not of a name its `__init__` exports: `from sluice.backends.sse
+    import DONE` does; `from sluice.backends import DONE` and `from sluice.store import request_log` do not."""
+    package = package_of(found.imported)
+    if package in (package_of(found.importer), found.imported):
+        return False
+    parent, _, name = found.imported.rpartition(".")
+    return not (found.via_package and parent == package and name in exports_of(package))
+
+
 def _edges_within(component: list[str]) -> list[str]:
     members = set(component)
     return sorted(f"{found.where()} imports {found.imported}" for found in runtime_imports()
@@ -186,7 +211,7 @@ def test_the_graph_sees_module_level_lazy_and_type_checking_imports() -> None:
     compose = {found.imported: found for found in imports_of("sluice.compose")}
     assert not compose["sluice.gateway"].in_function
     common = {found.imported: found for found in imports_of("sluice.cli.common")}
-    assert common["sluice.gateway.startup"].in_function
+    assert common["sluice.gateway"].in_function
     shadow = {found.imported: found for found in imports_of("sluice.rollout.shadow")}
     assert shadow["sluice.gateway.context"].type_checking
     assert "sluice.routing" in package_graph()["sluice.gateway"]
@@ -227,6 +252,20 @@ def test_config_is_pure_data_and_imports_no_runtime_package() -> None:
              for found in imports_of(module)  # type-checking ones too: config names no runtime type
              if package_of(found.imported) not in CONFIG_MAY_IMPORT]
     assert not found, "config/ may import only itself and sluice.errors:\n" + "\n".join(found)
+
+
+def test_cross_package_imports_go_through_package_init() -> None:
+    found = [f for f in runtime_imports() if reaches_into(f)]
+    reaching = [f"{modules()[f.importer].relative_to(SRC.parent)}:{f.line} imports {f.imported}: import the name "
+                f"from {package_of(f.imported)} instead, and export it from "
+                f"{modules()[package_of(f.imported)].relative_to(SRC.parent)} and its __all__ (loaded on first use, "
+                "as in src/sluice/cost/__init__.py, if it pulls a heavy dependency); "
+                "or, where that makes a cycle or loads what cannot wait, add "
+                f"'{f.importer} -> {f.imported}' with its reason to SUBMODULE_IMPORTS_ALLOWED"
+                for f in found if f"{f.importer} -> {f.imported}" not in SUBMODULE_IMPORTS_ALLOWED]
+    assert not reaching, "imports that reach into another package's submodule:\n" + "\n".join(reaching)
+    stale = sorted(set(SUBMODULE_IMPORTS_ALLOWED) - {f"{f.importer} -> {f.imported}" for f in found})
+    assert not stale, f"SUBMODULE_IMPORTS_ALLOWED names imports that no longer reach into a submodule: {stale}"
 
 
 @pytest.mark.parametrize("package", ["sluice.sim", "sluice.loadtest"])

@@ -16,27 +16,19 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.backends import Backend, build_backend
-from sluice.backends.base import Supervised
-from sluice.backends.worker import WorkerMetrics
+from sluice.backends import Backend, Supervised, WorkerMetrics, build_backend
 from sluice.cache import CacheStage, GatewayCache, build_cache
 from sluice.config import BackendConfig, SimBackendConfig, SluiceConfig
 from sluice.cost import AdmissionStage, GatewayPricing, KeyAdmission, KeyMetrics, PricingStage, build_pricing
 from sluice.gateway import Chain, ChainSet, EndStage, Gateway, Kind, RoutingTerminal, Slots, Stage, check_startup
-from sluice.rollout import DeploymentRegistry, ShadowStage
-from sluice.rollout.controller import RolloutControl
-from sluice.rollout.shadow_mode import ShadowMode
+from sluice.rollout import DeploymentRegistry, RolloutControl, ShadowMode, ShadowStage
 from sluice.routing import CostRoutingStage, HealthChecker, Router, RouteStage, RoutingMetrics
 from sluice.safety import Guard, GuardStage, SafetyMetrics, build_guard
 from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.store import create_engine, migrate
 from sluice.tags import HeaderTags
-from sluice.telemetry.log_writer import RequestLogWriter
-from sluice.telemetry.metrics import GatewayMetrics
-from sluice.telemetry.record_bus import RecordBus
-from sluice.telemetry.recorder import Recorder
-from sluice.telemetry.tracing import Tracing
+from sluice.telemetry import GatewayMetrics, RecordBus, Recorder, RequestLogWriter, Tracing
 
 log = logging.getLogger("sluice.compose")
 
@@ -139,10 +131,11 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
     stages.append(AdmissionStage(parts.admission))  # keys: permissions, limits, budget (settled at the end)
     if parts.pricing is not None:
         stages.append(PricingStage(parts.pricing))  # the cost, at the end: inside admission, which settles it
-    model_config = parts.config.models.get(model)
-    if model_config is not None and model_config.guards and parts.safety_metrics is not None:
+    if parts.safety_metrics is not None:  # guards defined: the model's, and any a request adds by name
+        model_config = parts.config.models.get(model)
+        names = model_config.guards if model_config is not None else []
         safety = parts.config.safety  # the prompt before the cache or any upstream sees it; the answer as it streams
-        stages.append(GuardStage([parts.guards[name] for name in model_config.guards], parts.safety_metrics,
+        stages.append(GuardStage([parts.guards[name] for name in names], parts.guards, parts.safety_metrics,
                                  window_chars=safety.window_chars, hold_back_chars=safety.hold_back_chars))
     if kind == "generate":
         if parts.cache is not None and model in parts.cache.settings:

@@ -26,11 +26,8 @@ from sluice.api.errors import error_response, validation_error
 from sluice.compose import AppState
 from sluice.config import CanaryConfig
 from sluice.errors import InvalidRequest, SluiceError
-from sluice.rollout.canary import CanaryRun
-from sluice.rollout.deployment import TargetRef
-from sluice.rollout.errors import StoreNotOpen
-from sluice.rollout.service import RolloutService
-from sluice.store.deployments import AuditEvent, VerdictRecord
+from sluice.rollout import CanaryRun, RolloutService, StoreNotOpen, TargetRef
+from sluice.store import AuditEvent, VerdictRecord
 
 ACTOR_HEADER = "x-sluice-actor"
 MAX_LIMIT = 1000

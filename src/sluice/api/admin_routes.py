@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from sluice.api.access import check_admin
 from sluice.api.errors import error_response
-from sluice.backends.base import Supervised
+from sluice.backends import Supervised
 from sluice.compose import AppState
 from sluice.errors import SluiceError
 

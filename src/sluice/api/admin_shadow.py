@@ -11,7 +11,7 @@ from sluice.api.access import check_admin
 from sluice.api.errors import error_response
 from sluice.compose import AppState
 from sluice.errors import BackendNotReady, InvalidRequest, ModelNotFound, SluiceError
-from sluice.rollout.shadow_report import DEFAULT_SINCE, load_report, parse_since, report_to_json
+from sluice.rollout import DEFAULT_SINCE, load_report, parse_since, report_to_json
 
 MAX_WORST = 100
 

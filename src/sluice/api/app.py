@@ -20,7 +20,7 @@ from sluice.api.errors import error_response
 from sluice.compose import AppState, build_state
 from sluice.config import SluiceConfig
 from sluice.errors import InternalError, MethodNotAllowed, RouteNotFound, SluiceError
-from sluice.telemetry.tracing import Tracing
+from sluice.telemetry import Tracing
 
 log = logging.getLogger("sluice.api")
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 
 from starlette.types import Receive, Scope, Send
 
-from sluice.backends.sse import DONE
+from sluice.backends import DONE
 
 
 class EventStreamResponse:

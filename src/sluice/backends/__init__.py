@@ -1,6 +1,16 @@
-"""Backends: the `Backend` protocol, normalised types, and adapters for each kind of model server."""
+"""Backends: the `Backend` protocol, normalised types, and adapters for each kind of model server.
 
-from sluice.backends.base import Backend
+The SSE codec, the chunk builders and the local-runtime worker (a supervised process, its Prometheus metrics)
+load on first use: the types are all that config checks and `sluice --help` need, and the factory loads the
+worker only when a local runtime is configured.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sluice.backends.base import Backend, Supervised
 from sluice.backends.factory import build_backend
 from sluice.backends.types import (
     BackendCall,
@@ -16,7 +26,35 @@ from sluice.backends.types import (
     Whole,
 )
 
+if TYPE_CHECKING:
+    from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
+    from sluice.backends.sse import DONE, encode_data, iter_sse
+    from sluice.backends.worker import WorkerMetrics
+
+_ON_FIRST_USE = {  # name -> module
+    "DONE": "sluice.backends.sse",
+    "encode_data": "sluice.backends.sse",
+    "iter_sse": "sluice.backends.sse",
+    "collect": "sluice.backends.chunks",
+    "new_id": "sluice.backends.chunks",
+    "role_chunk": "sluice.backends.chunks",
+    "text_chunk": "sluice.backends.chunks",
+    "usage_chunk": "sluice.backends.chunks",
+    "WorkerMetrics": "sluice.backends.worker",  # the worker process machinery (subprocess, prometheus_client)
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
 __all__ = [
+    "DONE",
     "Backend",
     "BackendCall",
     "ChatCompletionRequest",
@@ -27,7 +65,16 @@ __all__ = [
     "Embeddings",
     "Endpoint",
     "GenerationRequest",
+    "Supervised",
     "Usage",
     "Whole",
+    "WorkerMetrics",
     "build_backend",
+    "collect",
+    "encode_data",
+    "iter_sse",
+    "new_id",
+    "role_chunk",
+    "text_chunk",
+    "usage_chunk",
 ]

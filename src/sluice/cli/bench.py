@@ -40,7 +40,7 @@ __all__ = ["bench_app", "parse_goodput", "parse_percentiles"]
 def _target(base_url: str, model: str, endpoint: str | None, backend: str | None, api_key: str | None,
             timeout: float, headers: list[str], extra_body: str | None, ignore_eos: bool) -> BenchTarget:
     """The target from the flags; raises `TargetError` (a ValueError) naming the flag and the URL."""
-    from sluice.loadtest.target import BenchTarget, parse_extra_body, parse_headers
+    from sluice.loadtest import BenchTarget, parse_extra_body, parse_headers
 
     return BenchTarget(base_url, model, endpoint=opt.choose_endpoint(endpoint, backend), api_key=api_key,
                        timeout_s=timeout, headers=parse_headers(headers), extra_body=parse_extra_body(extra_body),
@@ -49,7 +49,7 @@ def _target(base_url: str, model: str, endpoint: str | None, backend: str | None
 
 def _spec(name: str, path: Path | None, input_len: int, output_len: int, range_ratio: float,
           sharegpt_output_len: int | None, prefix_len: int, prefix_count: int, turns: int) -> DatasetSpec:
-    from sluice.loadtest.datasets import DatasetSpec
+    from sluice.loadtest import DatasetSpec
 
     return DatasetSpec(name, path, input_len, output_len, range_ratio, sharegpt_output_len, prefix_len, prefix_count,
                        turns)
@@ -86,10 +86,16 @@ def run(base_url: str = opt.BASE_URL, model: str = opt.MODEL, endpoint: str | No
     Exit status: 0 when at least one request completed, 1 when none did (or the run stopped at a 404), 2 for bad
     arguments or dataset files.
     """
-    from sluice.loadtest.client import run_async
-    from sluice.loadtest.datasets import make_requests
-    from sluice.loadtest.runner import LoadSettings, measure, run_config, warm_up, warmup_requests
-    from sluice.loadtest.scrape import ScrapeSettings
+    from sluice.loadtest import (
+        LoadSettings,
+        ScrapeSettings,
+        make_requests,
+        measure,
+        run_async,
+        run_config,
+        warm_up,
+        warmup_requests,
+    )
 
     spec = _spec(dataset_name, dataset_path, random_input_len, random_output_len, random_range_ratio,
                  sharegpt_output_len, random_prefix_len, prefix_count, turns)
@@ -183,10 +189,20 @@ def sweep(base_url: str = opt.BASE_URL, model: str = opt.MODEL, endpoint: str | 
 
     Exit status: 0 when at least one step held the SLO, 1 when none did, 2 for bad arguments.
     """
-    from sluice.loadtest.client import run_async
-    from sluice.loadtest.datasets import make_requests
-    from sluice.loadtest.runner import LoadSettings, run_config, warm_up, warmup_requests
-    from sluice.loadtest.sweep import SweepDimension, SweepPlan, parse_values, run_sweep, step_load, sweep_document
+    from sluice.loadtest import (
+        LoadSettings,
+        SweepDimension,
+        SweepPlan,
+        make_requests,
+        parse_values,
+        run_async,
+        run_config,
+        run_sweep,
+        step_load,
+        sweep_document,
+        warm_up,
+        warmup_requests,
+    )
 
     spec = _spec(dataset_name, dataset_path, random_input_len, random_output_len, random_range_ratio,
                  sharegpt_output_len, random_prefix_len, prefix_count, turns)

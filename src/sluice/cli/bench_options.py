@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from sluice.loadtest.metrics import SLO_METRICS
+from sluice.loadtest import SLO_METRICS
 
 BASE_URL = typer.Option(..., "--base-url", help="Server root or API root: http://127.0.0.1:8000 or "
                         "http://127.0.0.1:8000/v1 (either works).")
@@ -104,7 +104,7 @@ def parse_percentiles(text: str) -> list[float]:
 
 def choose_endpoint(endpoint: str | None, backend: str | None) -> str:
     """--endpoint, else the one --backend names, else chat; a backend and an endpoint of the other API conflict."""
-    from sluice.loadtest.target import CHAT_ENDPOINT, TargetError, backend_endpoint, endpoint_is_chat
+    from sluice.loadtest import CHAT_ENDPOINT, TargetError, backend_endpoint, endpoint_is_chat
 
     implied = backend_endpoint(backend) if backend is not None else None
     if endpoint is None:

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sluice.cli.common import console
-from sluice.loadtest.live import LiveStats
+from sluice.loadtest import LiveStats
 
 if TYPE_CHECKING:
     from sluice.loadtest.metrics import RequestResult
@@ -92,10 +92,19 @@ class Outputs:
 
 
 def write_outputs(document: Mapping[str, Any], outputs: Outputs, *, sweep: bool) -> None:
-    from sluice.loadtest.metrics import SCRAPES_FIELD, without_detail
-    from sluice.loadtest.plots import run_figures, sweep_figures, write_figures
-    from sluice.loadtest.records import document_records, records_path, scrapes_path, write_csv, write_jsonl
-    from sluice.loadtest.report import render_report
+    from sluice.loadtest import (
+        SCRAPES_FIELD,
+        document_records,
+        records_path,
+        render_report,
+        run_figures,
+        scrapes_path,
+        sweep_figures,
+        without_detail,
+        write_csv,
+        write_figures,
+        write_jsonl,
+    )
 
     for path in (outputs.result, outputs.csv, outputs.report):
         if path is not None:
@@ -128,7 +137,7 @@ def write_outputs(document: Mapping[str, Any], outputs: Outputs, *, sweep: bool)
 
 
 def summary_table(result: Mapping[str, Any]) -> Table:
-    from sluice.loadtest.tables import error_rows, summary_sections
+    from sluice.loadtest import error_rows, summary_sections
 
     table = Table(title="Serving Benchmark Result", show_header=False)
     table.add_column("metric")
@@ -159,7 +168,7 @@ def print_failure(result: Mapping[str, Any]) -> None:
 
 
 def sweep_table(document: Mapping[str, Any]) -> Table:
-    from sluice.loadtest.tables import sweep_headers, sweep_rows
+    from sluice.loadtest import sweep_headers, sweep_rows
 
     table = Table(title=f"Sweep over {document['sweep']['dimension']} (latencies in ms)")
     headers = sweep_headers(document)
@@ -171,7 +180,7 @@ def sweep_table(document: Mapping[str, Any]) -> Table:
 
 
 def print_headline(document: Mapping[str, Any]) -> None:
-    from sluice.loadtest.tables import sweep_headline
+    from sluice.loadtest import sweep_headline
 
     sweep = document["sweep"]
     for index, line in enumerate(sweep_headline(document)):

@@ -32,9 +32,16 @@ def report_cmd(result_file: Path = typer.Argument(..., help="A result JSON from 
                ) -> None:
     """Render a saved result as a self-contained HTML report (tables, errors, embedded PNG plots; no network),
     and/or export its per-request records as CSV."""
-    from sluice.loadtest.plots import run_figures, sweep_figures, write_figures
-    from sluice.loadtest.records import document_records, load_beside, write_csv
-    from sluice.loadtest.report import is_sweep, render_report
+    from sluice.loadtest import (
+        document_records,
+        is_sweep,
+        load_beside,
+        render_report,
+        run_figures,
+        sweep_figures,
+        write_csv,
+        write_figures,
+    )
 
     if out is None and plot_dir is None and csv is None:
         raise fail("nothing to do: give --out FILE.html, --plot-dir DIR and/or --csv FILE.csv")
@@ -67,7 +74,7 @@ def compare_cmd(baseline: Path = typer.Argument(..., help="Result A (the baselin
 
     Exit status: 0 when no rule trips, 1 when any does, 2 for bad input (unreadable file, unknown metric, bad rule).
     """
-    from sluice.loadtest.compare import CompareError, compare_results, load_result, parse_rule
+    from sluice.loadtest import CompareError, compare_results, load_result, parse_rule
 
     try:
         a, b = load_result(baseline), load_result(candidate)

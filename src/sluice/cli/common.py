@@ -23,7 +23,7 @@ err_console = Console(stderr=True)
 
 def load_or_exit(path: Path | None) -> SluiceConfig:
     """The config, validated and start-up checked (`sluice.gateway.startup`), or exit 2 naming the bad key."""
-    from sluice.gateway.startup import check_startup  # here: only commands that read a config load the planner
+    from sluice.gateway import check_startup  # here: only commands that read a config load the planner
 
     try:
         config = load_config(path)
@@ -42,8 +42,7 @@ def read_store(url: str, work: Callable[[AsyncEngine], Awaitable[T]], *, what: s
 
     from sqlalchemy.exc import DBAPIError
 
-    from sluice.store import create_engine, display_url
-    from sluice.store.db import sqlite_path
+    from sluice.store import create_engine, display_url, sqlite_path
 
     try:
         path = sqlite_path(url)

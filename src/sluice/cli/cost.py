@@ -18,11 +18,21 @@ from sluice.catalog import CatalogError, builtin_catalog, load_prices
 from sluice.cli.common import console, err_console, load_or_exit, read_store
 from sluice.cli.logs import resolve_url
 from sluice.config import SluiceConfig
-from sluice.cost.gpu_report import GPUUsage, gpu_usage
-from sluice.cost.price_book import GPUHours, GPUPriced, PriceBook, gpu_hours
-from sluice.cost.report import GROUPINGS, CostReport, CostRow, cost_report, parse_moment
-from sluice.cost.report import format_usd as _usd
-from sluice.cost.report_plot import plot_cost_report
+from sluice.cost import (
+    GROUPINGS,
+    CostReport,
+    CostRow,
+    GPUHours,
+    GPUPriced,
+    GPUUsage,
+    PriceBook,
+    cost_report,
+    gpu_hours,
+    gpu_usage,
+    parse_moment,
+    plot_cost_report,
+)
+from sluice.cost import format_usd as _usd
 from sluice.errors import ConfigError
 
 cost_app = typer.Typer(help="Cost: reports over the request log, and which price each target gets.",

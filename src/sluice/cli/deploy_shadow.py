@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.cli.common import console, err_console, read_store
 from sluice.cli.logs import resolve_url
-from sluice.rollout.shadow_report import (
+from sluice.rollout import (
     DEFAULT_SINCE,
     Latency,
     ShadowReport,

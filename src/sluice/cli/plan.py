@@ -13,16 +13,21 @@ from rich.table import Table
 from sluice.catalog import GPU, Catalog, CatalogError, ModelArch, PriceMode, load_catalog
 from sluice.cli.common import console, err_console
 from sluice.plan import (
+    DEFAULT_QUANTIZATIONS,
+    GIB,
     SLO,
     BatchPoint,
     CostEstimate,
     MemoryPlan,
     PlanError,
+    Recommendation,
     Workload,
     cost_by_mode,
+    default_batch_sizes,
     estimate_cost,
     estimate_latency,
     make_deployment,
+    max_running,
     min_parallelism,
     plan_memory,
     recommend,
@@ -31,9 +36,6 @@ from sluice.plan import (
     usd_per_million_tokens,
     weights_min_gpus,
 )
-from sluice.plan.deployment import GIB
-from sluice.plan.recommend import DEFAULT_QUANTIZATIONS, Recommendation
-from sluice.plan.throughput import default_batch_sizes, max_running
 
 plan_app = typer.Typer(help="Capacity planner: VRAM fit, throughput and latency, cost per 1M tokens, GPU advice. "
                             "Flags follow vLLM's names; every command has --json.", no_args_is_help=True)
@@ -210,7 +212,7 @@ def throughput(
         costs = cost_by_mode(deployment, latency.output_tokens_per_s, provider=provider)
     plot_path = None
     if plot is not None:
-        from sluice.plan.plot import plot_batch_sweep  # matplotlib loads only when a plot is asked for
+        from sluice.plan import plot_batch_sweep  # matplotlib loads only when a plot is asked for
 
         limit = max_running(deployment, plan.kv_capacity_tokens, Workload(input_len, output_len, 1 << 30))
         plot_path = str(plot_batch_sweep(points, deployment, plot, input_len=input_len, output_len=output_len,

@@ -27,8 +27,7 @@ def serve(
     """Start the OpenAI-compatible gateway."""
     import uvicorn
 
-    from sluice.api.app import create_app
-    from sluice.api.listener import HTTPParser, uvicorn_config
+    from sluice.api import HTTPParser, create_app, uvicorn_config
 
     if http not in ("httptools", "h11"):
         err_console.print(f"[red]--http:[/] {escape(http)} is not httptools or h11")

@@ -2,7 +2,8 @@
 virtual keys, their limits and budgets.
 
 Virtual keys live in the store (SQLAlchemy) and shared state (Redis when configured), so their names load on
-first use: the simulator and the bench client import this package to count tokens, and never load either.
+first use: the simulator and the bench client import this package to count tokens, and never load either. So do
+the reports over the request log (SQLAlchemy; the plot, matplotlib).
 """
 
 from __future__ import annotations
@@ -29,19 +30,32 @@ from sluice.cost.tokens import (
     count_message_tokens,
     count_prompt_tokens,
     count_text_tokens,
+    encoding_for,
     tokenizer_for,
 )
 from sluice.cost.usage_cost import TokenSplit, TokenWeights, token_cost_usd
 
 if TYPE_CHECKING:
+    from sluice.cost.gpu_report import GPUUsage, gpu_usage
     from sluice.cost.keys_admission import KeyAdmission, Reservation
     from sluice.cost.keys_service import KeyService, KeySpend
+    from sluice.cost.report import GROUPINGS, CostReport, CostRow, cost_report, format_usd, parse_moment
+    from sluice.cost.report_plot import plot_cost_report
 
 _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy and the shared state (redis)
     "KeyAdmission": "sluice.cost.keys_admission",
     "Reservation": "sluice.cost.keys_admission",
     "KeyService": "sluice.cost.keys_service",
     "KeySpend": "sluice.cost.keys_service",
+    "GPUUsage": "sluice.cost.gpu_report",  # these read the request log (SQLAlchemy)
+    "gpu_usage": "sluice.cost.gpu_report",
+    "GROUPINGS": "sluice.cost.report",
+    "CostReport": "sluice.cost.report",
+    "CostRow": "sluice.cost.report",
+    "cost_report": "sluice.cost.report",
+    "format_usd": "sluice.cost.report",
+    "parse_moment": "sluice.cost.report",
+    "plot_cost_report": "sluice.cost.report_plot",  # and matplotlib
 }
 
 
@@ -55,12 +69,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "GROUPINGS",
     "AdmissionStage",
     "BudgetExceeded",
     "CostMetrics",
+    "CostReport",
+    "CostRow",
     "GPUHours",
     "GPUMeter",
     "GPUPriced",
+    "GPUUsage",
     "GatewayPricing",
     "KeyAdmission",
     "KeyMetrics",
@@ -80,12 +98,18 @@ __all__ = [
     "TokenizerChoice",
     "VirtualKey",
     "build_pricing",
+    "cost_report",
     "count_message_tokens",
     "count_prompt_tokens",
     "count_text_tokens",
+    "encoding_for",
+    "format_usd",
     "gpu_hours",
+    "gpu_usage",
     "hash_token",
     "parse_key_id",
+    "parse_moment",
+    "plot_cost_report",
     "token_cost_usd",
     "tokenizer_for",
     "usd_header",

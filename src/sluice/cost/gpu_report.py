@@ -16,7 +16,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.cost.price_book import GPUHours
-from sluice.store.models import RequestLog
+from sluice.store import RequestLog
 
 _LOG = RequestLog.__table__
 

@@ -18,7 +18,7 @@ from sqlalchemy import Integer, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from sluice.store.models import RequestLog
+from sluice.store import RequestLog
 
 GROUPINGS = ("model", "key", "team", "target", "day")
 NONE_LABELS = {"key": "(no key)", "team": "(no team)"}

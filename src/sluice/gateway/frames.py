@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sluice.backends import Chunk, Usage
-from sluice.backends.sse import encode_data
+from sluice.backends import Chunk, Usage, encode_data
 from sluice.gateway.context import RequestContext
 
 Quote = Callable[[RequestContext], float | None]  # the request's cost now (cost/ GatewayPricing.quote)

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from time import perf_counter
 
-from sluice.backends import Chunk, Completion, Embeddings, Whole
-from sluice.backends.sse import DONE, encode_data
+from sluice.backends import DONE, Chunk, Completion, Embeddings, Whole, encode_data
 from sluice.errors import ClientDisconnected, InternalError, ModelNotFound, SluiceError
 from sluice.gateway.chain import Call, ChainSet, Kind, Reply
 from sluice.gateway.context import RequestContext
@@ -22,7 +21,7 @@ from sluice.gateway.frames import Quote, client_frame, estimated_usage_frame, ta
 from sluice.gateway.terminal import RoutingTerminal
 from sluice.rollout import DeploymentRegistry
 from sluice.routing import Router
-from sluice.telemetry.recorder import Recorder
+from sluice.telemetry import Recorder
 
 log = logging.getLogger("sluice.gateway")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.backends import ChatCompletionRequest, Chunk, CompletionRequest
-from sluice.cache.policy import qualifies
+from sluice.cache import qualifies
 from sluice.errors import UpstreamStreamBroken
-from sluice.routing.policy import failure_kind
+from sluice.routing import failure_kind
 
 _NON_TEXT_OUTPUT = ("tool_calls", "function_call", "refusal", "audio")
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
-from sluice.backends.sse import iter_sse
+from sluice.backends import iter_sse
 from sluice.cost import count_text_tokens
 from sluice.loadtest.arrivals import Arrival, arrival_times_s, offered_rate
 from sluice.loadtest.datasets import BenchRequest

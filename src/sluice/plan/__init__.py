@@ -1,11 +1,17 @@
 """Capacity planner: VRAM (weights, activations, KV cache), the step-time cost model, latency, cost, advice.
 
 The simulator builds on `step_time_s(deployment, num_prefill_tokens, num_decode_seqs, total_context_tokens)`.
-`sluice.plan.plot` (matplotlib) is imported on demand and is not re-exported here.
+`plot_batch_sweep` (matplotlib) loads on first use. `report` is the module of the planner's JSON documents.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sluice.plan import report
 from sluice.plan.cost import CostEstimate, cost_by_mode, estimate_cost, usd_per_million_tokens
-from sluice.plan.deployment import Deployment, make_deployment, vllm_serve_defaults
+from sluice.plan.deployment import GIB, Deployment, make_deployment, vllm_serve_defaults
 from sluice.plan.errors import PlanError
 from sluice.plan.memory import (
     MemoryPlan,
@@ -18,7 +24,7 @@ from sluice.plan.memory import (
     weights_min_gpus,
 )
 from sluice.plan.quantization import KV_CACHE_DTYPES, QUANTIZATIONS, Quantization, get_quantization
-from sluice.plan.recommend import SLO, Option, Recommendation, recommend
+from sluice.plan.recommend import DEFAULT_QUANTIZATIONS, SLO, Option, Recommendation, recommend
 from sluice.plan.startup import startable_deployment
 from sluice.plan.step_time import StepTime, step_breakdown, step_time_s
 from sluice.plan.throughput import (
@@ -26,12 +32,33 @@ from sluice.plan.throughput import (
     BatchPoint,
     LatencyEstimate,
     Workload,
+    default_batch_sizes,
     estimate_latency,
+    max_running,
     prefill_time_s,
     sweep_batch_sizes,
 )
 
+if TYPE_CHECKING:
+    from sluice.plan.plot import plot_batch_sweep
+
+_ON_FIRST_USE = {  # name -> module: matplotlib
+    "plot_batch_sweep": "sluice.plan.plot",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
 __all__ = [
+    "DEFAULT_QUANTIZATIONS",
+    "GIB",
     "KV_CACHE_DTYPES",
     "QUANTIZATIONS",
     "REQUEST_OVERHEAD_S",
@@ -50,15 +77,19 @@ __all__ = [
     "Workload",
     "activation_peak_bytes",
     "cost_by_mode",
+    "default_batch_sizes",
     "estimate_cost",
     "estimate_latency",
     "get_quantization",
     "kv_bytes_per_token",
     "make_deployment",
+    "max_running",
     "min_parallelism",
     "plan_memory",
+    "plot_batch_sweep",
     "prefill_time_s",
     "recommend",
+    "report",
     "startable_deployment",
     "step_breakdown",
     "step_time_s",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from sluice.telemetry.metrics import E2E_BUCKETS_S
+from sluice.telemetry import E2E_BUCKETS_S
 
 Outcome = Literal["sent", "skipped_full", "skipped_sampled", "error"]
 

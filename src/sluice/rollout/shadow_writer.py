@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.rollout import shadow_store
 from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair
-from sluice.telemetry.batch_writer import (
+from sluice.telemetry import (
     Admission,
     BatchWriter,
     DropOverflow,
     RowsRejected,
     insert_retrying,
     map_yielding,
+    redact,
 )
-from sluice.telemetry.redact import redact
 
 log = logging.getLogger("sluice.shadow")
 

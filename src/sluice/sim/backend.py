@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from sluice.backends.types import BackendCall, Chunk, Completion, EmbeddingRequest, Embeddings, Endpoint
+from sluice.backends import BackendCall, Chunk, Completion, EmbeddingRequest, Embeddings, Endpoint
 from sluice.errors import (
     UpstreamError,
     UpstreamRejected,

@@ -21,14 +21,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from sluice import __version__
-from sluice.backends.sse import DONE, encode_data
-from sluice.backends.types import (
+from sluice.backends import (
+    DONE,
     BackendCall,
     ChatCompletionRequest,
     Chunk,
     Completion,
     CompletionRequest,
     Endpoint,
+    encode_data,
 )
 from sluice.sim.errors import BadRequest, InjectedError, ModelNotServed, SimError, StreamDropped
 from sluice.sim.faults import FaultPlan

@@ -8,8 +8,19 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
-from sluice.backends.types import BackendCall, ChatCompletionRequest, Chunk, Completion, CompletionRequest, Usage
+from sluice.backends import (
+    BackendCall,
+    ChatCompletionRequest,
+    Chunk,
+    Completion,
+    CompletionRequest,
+    Usage,
+    collect,
+    new_id,
+    role_chunk,
+    text_chunk,
+    usage_chunk,
+)
 from sluice.cost import count_message_tokens, count_prompt_tokens
 from sluice.sim.async_engine import AsyncEngine
 from sluice.sim.clock import Clock, MonotonicClock

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sluice.cost.tokens import encoding_for
+from sluice.cost import encoding_for
 
 # Plain English words; each model family keeps those its tokenizer encodes as one token, both as
 # " word" and as " Word"/"Word" (sentence starts), so every emitted piece is exactly one real token.

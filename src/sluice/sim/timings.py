@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sluice.backends.types import Chunk
+from sluice.backends import Chunk
 
 ARRIVAL_SCOPE_KEY = "sluice.sim.arrived_ns"
 RECEIVED_SCOPE_KEY = "sluice.sim.received_ns"

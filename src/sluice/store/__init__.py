@@ -1,5 +1,14 @@
 """The durable store: SQLAlchemy models, the request log, Alembic migrations (SQLite or PostgreSQL). A concern's
-repository of its own tables lives with it (cost/keys_store.py, rollout/shadow_store.py, on these models)."""
+repository of its own tables lives with it (cost/keys_store.py, rollout/shadow_store.py, on these models).
+
+The rollout's repository (`deployments`, its records) loads on first use: the request log's readers (`sluice
+logs`, the cost reports) never need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from sluice.store import request_log
 from sluice.store.db import (
@@ -11,27 +20,52 @@ from sluice.store.db import (
     head_revision,
     migrate,
     migrate_sync,
+    sqlite_path,
     sync_url,
 )
 from sluice.store.models import MODEL_MAX_CHARS, REQUEST_ID_MAX_CHARS, Base, RequestLog, ShadowPairRow, VirtualKeyRow
-from sluice.store.request_log import clean_text
+from sluice.store.request_log import clean_text, insert_many
+
+if TYPE_CHECKING:
+    from sluice.store import deployments
+    from sluice.store.deployments import AuditEvent, VerdictRecord
+
+_ON_FIRST_USE = {  # name -> module (the submodule `deployments` is loaded by the import that names it)
+    "AuditEvent": "sluice.store.deployments",
+    "VerdictRecord": "sluice.store.deployments",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __all__ = [
     "MODEL_MAX_CHARS",
     "REQUEST_ID_MAX_CHARS",
+    "AuditEvent",
     "Base",
     "RequestLog",
     "ShadowPairRow",
+    "VerdictRecord",
     "VirtualKeyRow",
     "async_url",
     "clean_text",
     "create_engine",
     "create_sync_engine",
     "current_revision",
+    "deployments",
     "display_url",
     "head_revision",
+    "insert_many",
     "migrate",
     "migrate_sync",
     "request_log",
+    "sqlite_path",
     "sync_url",
 ]

@@ -1,8 +1,73 @@
-"""Telemetry: stream timing, Prometheus metrics, OpenTelemetry spans, the request log and its redaction."""
+"""Telemetry: stream timing, Prometheus metrics, OpenTelemetry spans, the request log and its redaction.
 
-from sluice.telemetry.metrics import GatewayMetrics
+The batch writer, the record bus and the request-log writer import SQLAlchemy (and the store), so their names
+load on first use: the simulator and the bench client never load a database client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sluice.telemetry.metrics import E2E_BUCKETS_S, GatewayMetrics
 from sluice.telemetry.recorder import Recorder
+from sluice.telemetry.redact import CARD, EMAIL, IBAN, IP, PHONE, SECRET, redact
 from sluice.telemetry.timing import StreamTimer, tpot_s
 from sluice.telemetry.tracing import Tracing
 
-__all__ = ["GatewayMetrics", "Recorder", "StreamTimer", "Tracing", "tpot_s"]
+if TYPE_CHECKING:
+    from sluice.telemetry.batch_writer import (
+        Admission,
+        BatchWriter,
+        DropOverflow,
+        RowsRejected,
+        insert_retrying,
+        map_yielding,
+    )
+    from sluice.telemetry.log_writer import RequestLogWriter
+    from sluice.telemetry.record_bus import RecordBus
+
+_ON_FIRST_USE = {  # name -> module: these import SQLAlchemy (the log writer, the store too)
+    "Admission": "sluice.telemetry.batch_writer",
+    "BatchWriter": "sluice.telemetry.batch_writer",
+    "DropOverflow": "sluice.telemetry.batch_writer",
+    "RowsRejected": "sluice.telemetry.batch_writer",
+    "insert_retrying": "sluice.telemetry.batch_writer",
+    "map_yielding": "sluice.telemetry.batch_writer",
+    "RecordBus": "sluice.telemetry.record_bus",
+    "RequestLogWriter": "sluice.telemetry.log_writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+__all__ = [
+    "CARD",
+    "E2E_BUCKETS_S",
+    "EMAIL",
+    "IBAN",
+    "IP",
+    "PHONE",
+    "SECRET",
+    "Admission",
+    "BatchWriter",
+    "DropOverflow",
+    "GatewayMetrics",
+    "RecordBus",
+    "Recorder",
+    "RequestLogWriter",
+    "RowsRejected",
+    "StreamTimer",
+    "Tracing",
+    "insert_retrying",
+    "map_yielding",
+    "redact",
+    "tpot_s",
+]

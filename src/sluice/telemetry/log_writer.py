@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.config import StoreConfig
 from sluice.records import RequestRecord
-from sluice.store.request_log import insert_many
+from sluice.store import insert_many
 from sluice.telemetry.batch_writer import (
     REDACT_SLICE_S,
     Admission,
