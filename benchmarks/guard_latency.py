@@ -4,7 +4,7 @@
 
 Part 1: each rule layer's `check` on ~1 KB of English prose that contains none of the listed words (the common
 case: the whole text is scanned) and on the same text with one listed word near the end, with word lists of
-10 and 100 entries (keyword) and 5 and 20 patterns (regex). Reports P50/P99 in µs.
+10 and 100 entries (keyword), 5 and 20 patterns (regex), and the PII detectors. Reports P50/P99 in µs.
 Part 2: the `guards` stage wrapped around a 256-chunk stream (4-character chunks) with one keyword and one regex
 guard, window 512 / hold-back 64 vs no guard: CPU per chunk, and how many chunks the first release waits for.
 """
@@ -18,8 +18,8 @@ import statistics
 import time
 
 from sluice.backends import Chunk
-from sluice.config import KeywordGuardConfig, RegexGuardConfig
-from sluice.safety import KeywordGuard, RegexGuard, SafetyMetrics
+from sluice.config import KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
+from sluice.safety import KeywordGuard, PIIGuard, RegexGuard, SafetyMetrics
 from sluice.safety.stage import GuardStage
 
 PROSE = ("The committee reviewed the quarterly report and noted that shipping times improved in most regions, "
@@ -59,6 +59,11 @@ def layers(repeat: int) -> None:
         for label, text in (("1 KB, no match", TEXT), ("1 KB, match at end", hit)):
             p50, p99 = timed(guard.check, text, repeat)
             print(f"{f'keyword, {count} words':<34}{label:<18}{p50:>9.1f}{p99:>9.1f}")
+    guard = PIIGuard("pii", PIIGuardConfig(type="pii"))
+    email = TEXT[:-40] + " jane.doe@example.com " + TEXT[-18:]
+    for label, text in (("1 KB, no match", TEXT), ("1 KB, match at end", email)):
+        p50, p99 = timed(guard.check, text, repeat)
+        print(f"{'pii (the log redaction detectors)':<34}{label:<18}{p50:>9.1f}{p99:>9.1f}")
     secret = TEXT[:-40] + " sk-" + "a1" * 12 + " " + TEXT[-13:]
     for count in (5, 20):
         patterns = (PATTERNS * 4)[:count]
@@ -83,7 +88,8 @@ def streaming(rounds: int) -> None:
                     has_output=True) for i in range(0, 1024, 4)]
     guards = [KeywordGuard("kw", KeywordGuardConfig(type="keyword", words=WORDS)),
               RegexGuard("re", RegexGuardConfig(type="regex", patterns=PATTERNS))]
-    stage = GuardStage(guards, SafetyMetrics(CollectorRegistry()), window_chars=512, hold_back_chars=64)
+    stage = GuardStage(guards, {guard.name: guard for guard in guards}, SafetyMetrics(CollectorRegistry()),
+                       window_chars=512, hold_back_chars=64)
 
     async def source():  # type: ignore[no-untyped-def]
         for chunk in chunks:
@@ -94,7 +100,7 @@ def streaming(rounds: int) -> None:
         first_at = 0
         for _ in range(rounds):
             started = time.process_time()
-            reply = stage._stream(_Ctx(), source()) if guarded else source()  # type: ignore[arg-type]
+            reply = stage._stream(_Ctx(), source(), guards) if guarded else source()  # type: ignore[arg-type]
             seen = 0
             first_at = 0
             async for _ in reply:

@@ -104,7 +104,8 @@ def run_stream(texts: list[str], hold_back: int, window: int = 64) -> tuple[list
     from sluice.backends import Chunk
     from sluice.safety import GuardStage, SafetyMetrics
 
-    stage = GuardStage([keyword("bomb")], SafetyMetrics(CollectorRegistry()), window_chars=window,
+    guards = [keyword("bomb")]
+    stage = GuardStage(guards, {"kw": guards[0]}, SafetyMetrics(CollectorRegistry()), window_chars=window,
                        hold_back_chars=hold_back)
     ctx = _Ctx()
 
@@ -114,7 +115,8 @@ def run_stream(texts: list[str], hold_back: int, window: int = 64) -> tuple[list
                         has_output=True)
 
     async def read() -> list[str | None]:
-        return [chunk.text or chunk.finish_reason async for chunk in stage._stream(ctx, source())]  # type: ignore[arg-type]
+        return [chunk.text or chunk.finish_reason
+                async for chunk in stage._stream(ctx, source(), guards)]  # type: ignore[arg-type]
 
     return asyncio.run(read()), ctx
 
@@ -140,3 +142,17 @@ def test_the_tail_check_never_reads_half_a_word() -> None:
     assert _tail("xxxxxxxxxxxxsandbomber", 10) == ""
     out, _ = run_stream(["x" * 60, "sand", "bomber"], hold_back=0, window=512)
     assert out == ["x" * 60, "sand", "bomber"]
+
+
+def test_pii_guard_names_the_kinds_it_found_and_masks_them() -> None:
+    from sluice.config import PIIGuardConfig
+    from sluice.safety import PIIGuard
+
+    guard = PIIGuard("pii", PIIGuardConfig(type="pii"))
+    text = "Mail jane.doe@example.com or call +44 20 7946 0958; card 4111 1111 1111 1111."
+    verdict = guard.check(text, "input")
+    assert verdict is not None and verdict.rule == "email,phone,card" and verdict.action == "mask"
+    assert "jane" not in str(verdict.to_json())
+    assert guard.mask(text) == "Mail [EMAIL] or call [PHONE]; card [CARD]."
+    assert guard.check("The meeting is at 10:30 in room 4.", "input") is None
+    assert guard.check("Already masked: [EMAIL]", "input") is None  # placeholders in the text are not new finds

@@ -130,3 +130,53 @@ def test_a_blocked_stream_ends_cleanly_and_the_held_back_text_never_reaches_the_
     assert record.finish_reason == "content_filter" and record.status_code == 200
     assert record.annotations["guard.output"][0]["rule"] == "seven"
     assert record.response_body == text
+
+
+def test_pii_is_masked_before_the_upstream_and_in_whole_answers(upstream: tuple[OpenAIUpstream, str],
+                                                                tmp_path: Path) -> None:
+    fake, url = upstream
+    db = tmp_path / "log.db"
+    guards = {"pii": {"type": "pii"}}
+    with run_gateway(config(url, db, guards, ["pii"])) as gw:
+        fake.reset()
+        response = httpx.post(gw.url + "/v1/chat/completions", headers={"x-request-id": "masked"}, json={
+            "model": "m", "messages": [{"role": "user", "content": "write to jane.doe@example.com today"}]})
+        assert response.status_code == 200
+        sent = fake.requests[0].body["messages"][0]["content"]
+        assert sent == "write to [EMAIL] today"  # the upstream never saw the address
+        assert response.json()["choices"][0]["message"]["content"] == "write to [EMAIL] today"
+        parts = httpx.post(gw.url + "/v1/chat/completions", json={"model": "m", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "card 4111 1111 1111 1111 please"}]}]})
+        assert parts.status_code == 200
+        assert fake.requests[-1].body["messages"][0]["content"] == [
+            {"type": "text", "text": "card [CARD] please"}]
+    (record,) = [r for r in records(db) if r.client_request_id == "masked"]
+    assert [v["rule"] for v in record.annotations["guard.input"]] == ["email"]
+
+
+def test_pii_in_an_answer_is_masked_when_the_guard_watches_output(upstream: tuple[OpenAIUpstream, str],
+                                                                  tmp_path: Path) -> None:
+    guards = {"pii-out": {"type": "pii", "direction": "output"}}
+    with run_gateway(config(upstream[1], tmp_path / "log.db", guards, ["pii-out"])) as gw:
+        response = httpx.post(gw.url + "/v1/chat/completions", json={
+            "model": "m", "messages": [{"role": "user", "content": "reach me at 10.1.2.3 ok"}]})
+    body = response.json()
+    assert body["choices"][0]["message"]["content"] == "reach me at [IP] ok"
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_request_can_add_defined_guards_by_name_but_not_unknown_ones(upstream: tuple[OpenAIUpstream, str],
+                                                                       tmp_path: Path) -> None:
+    guards = {"strict": {"type": "keyword", "words": ["three"]}, "pii": {"type": "pii"}}
+    with run_gateway(config(upstream[1], tmp_path / "log.db", guards, [])) as gw:  # the model runs none itself
+        body = {"model": "m", "messages": [{"role": "user", "content": ANSWER}]}
+        plain = httpx.post(gw.url + "/v1/chat/completions", json=body)
+        assert plain.status_code == 200 and "x-sluice-guards" not in plain.headers
+        stricter = httpx.post(gw.url + "/v1/chat/completions", json=body, headers={"x-sluice-guards": "pii, strict"})
+        assert stricter.status_code == 400 and stricter.json()["error"]["code"] == "content_filter"
+        assert stricter.headers["x-sluice-guards"] == "pii,strict"
+        unknown = httpx.post(gw.url + "/v1/chat/completions", json=body, headers={"x-sluice-guards": "strictest"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == {
+        "message": "Unknown guard `strictest` in the `x-sluice-guards` header; defined guards: pii, strict.",
+        "type": "invalid_request_error", "param": "x-sluice-guards", "code": "unknown_guard"}

@@ -12,6 +12,7 @@ from sluice.cli.deploy import deploy_app
 from sluice.cli.keys import keys_app
 from sluice.cli.logs import logs_app
 from sluice.cli.plan import plan_app
+from sluice.cli.safety import safety_app
 from sluice.cli.serve import serve
 from sluice.cli.sim import sim
 
@@ -26,6 +27,7 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(logs_app, name="logs")
 app.add_typer(plan_app, name="plan")
+app.add_typer(safety_app, name="safety")
 
 
 def _version(value: bool) -> None:

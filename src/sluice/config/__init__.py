@@ -59,6 +59,7 @@ from sluice.config.routing import (
 from sluice.config.safety import (
     GuardConfig,
     KeywordGuardConfig,
+    PIIGuardConfig,
     RegexGuardConfig,
     SafetyConfig,
 )
@@ -247,7 +248,7 @@ def load_config(path: str | Path | None) -> SluiceConfig:
     return parse_config(data, str(file))
 
 
-_GUARD_TYPES = ("keyword", "regex")
+_GUARD_TYPES = ("keyword", "regex", "pii")
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -313,6 +314,7 @@ __all__ = [
     "KeywordGuardConfig",
     "ModelConfig",
     "OpenAIBackendConfig",
+    "PIIGuardConfig",
     "PricingConfig",
     "RegexGuardConfig",
     "RetryConfig",

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from sluice.config._base import _Strict
 
 GuardDirection = Literal["input", "output", "both"]  # the prompt, the answer (streamed or whole), or both
-GuardAction = Literal["block", "flag"]  # block: refuse / cut the answer; flag: record only
+GuardAction = Literal["block", "flag"]  # block: refuse / cut the answer; flag: record only (pii guards: also mask)
 GuardMode = Literal["enforce", "monitor"]  # monitor: decide and record what it would do, never act
 _CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -70,7 +70,17 @@ class RegexGuardConfig(_GuardBase):
         return patterns
 
 
-GuardConfig = Annotated[KeywordGuardConfig | RegexGuardConfig, Field(discriminator="type")]
+class PIIGuardConfig(_GuardBase):
+    """Personal data and secrets, found by the request log's own detectors (telemetry/redact.py): e-mail
+    addresses, phone numbers, payment cards (Luhn-checked), IBANs (checksum-checked), IP addresses, API keys,
+    tokens, private keys and assigned passwords. `mask` replaces each with its placeholder (`[EMAIL]`...)."""
+
+    type: Literal["pii"]
+    category: str = "pii"
+    action: Literal["block", "flag", "mask"] = "mask"  # type: ignore[assignment]
+
+
+GuardConfig = Annotated[KeywordGuardConfig | RegexGuardConfig | PIIGuardConfig, Field(discriminator="type")]
 
 
 class SafetyConfig(_Strict):
@@ -91,5 +101,5 @@ class SafetyConfig(_Strict):
         return guards
 
 
-__all__ = ["GuardAction", "GuardConfig", "GuardDirection", "GuardMode", "KeywordGuardConfig", "RegexGuardConfig",
-           "SafetyConfig"]
+__all__ = ["GuardAction", "GuardConfig", "GuardDirection", "GuardMode", "KeywordGuardConfig", "PIIGuardConfig",
+           "RegexGuardConfig", "SafetyConfig"]

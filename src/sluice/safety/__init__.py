@@ -1,10 +1,33 @@
 """Safety guards on prompts and answers (docs/safety.md): layers behind one interface, run by the chain's
-`guards` stage in enforce or monitor mode."""
+`guards` stage in enforce or monitor mode. The report reads the store (SQLAlchemy), so its names load on first
+use."""
 
-from sluice.safety.guards import Direction, Guard, KeywordGuard, RegexGuard, Verdict, build_guard
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sluice.safety.guards import Direction, Guard, KeywordGuard, PIIGuard, RegexGuard, Verdict, build_guard
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.normalize import normalise
 from sluice.safety.stage import CONTENT_FILTER, GUARDS_HEADER, ContentFiltered, GuardStage
 
+if TYPE_CHECKING:
+    from sluice.safety.report import SafetyReport, SafetyRow, safety_report
+
+_ON_FIRST_USE = {"SafetyReport": "sluice.safety.report", "SafetyRow": "sluice.safety.report",
+                 "safety_report": "sluice.safety.report"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "ContentFiltered", "Direction", "Guard", "GuardStage", "KeywordGuard",
-           "RegexGuard", "SafetyMetrics", "Verdict", "build_guard", "normalise"]
+           "PIIGuard", "RegexGuard", "SafetyMetrics", "SafetyReport", "SafetyRow", "Verdict", "build_guard",
+           "normalise", "safety_report"]

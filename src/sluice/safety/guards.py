@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Literal, Protocol
 
-from sluice.config import GuardConfig, KeywordGuardConfig, RegexGuardConfig
+from sluice.config import GuardConfig, KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
 from sluice.safety.normalize import tokens
+from sluice.telemetry import CARD, EMAIL, IBAN, IP, PHONE, SECRET, redact
 
 Direction = Literal["input", "output"]
 
@@ -25,7 +26,7 @@ class Verdict:
     layer: str  # keyword | regex
     direction: Direction
     category: str
-    action: str  # block | flag
+    action: str  # block | flag | mask
     mode: str  # enforce | monitor
     rule: str  # which rule matched: the listed word, or `pattern[i]` (never the user's text)
     latency_s: float
@@ -52,7 +53,7 @@ class _RuleGuard:
 
     layer = ""
 
-    def __init__(self, name: str, config: KeywordGuardConfig | RegexGuardConfig) -> None:
+    def __init__(self, name: str, config: KeywordGuardConfig | RegexGuardConfig | PIIGuardConfig) -> None:
         self.name = name
         self.category = config.category
         self.action = config.action
@@ -178,10 +179,35 @@ class RegexGuard(_RuleGuard):
         return None
 
 
+_PLACEHOLDERS = (("email", EMAIL), ("phone", PHONE), ("card", CARD), ("iban", IBAN), ("ip", IP), ("secret", SECRET))
+
+
+class PIIGuard(_RuleGuard):
+    """The request log's PII and secret detectors as a guard; `mask` gives the text with placeholders."""
+
+    layer = "pii"
+
+    def __init__(self, name: str, config: PIIGuardConfig) -> None:
+        super().__init__(name, config)  # type: ignore[arg-type]
+
+    def check(self, text: str, direction: Direction) -> Verdict | None:
+        started = perf_counter()
+        masked = redact(text)
+        if masked == text:
+            return None
+        kinds = [kind for kind, placeholder in _PLACEHOLDERS if masked.count(placeholder) > text.count(placeholder)]
+        return self._verdict(direction, ",".join(kinds) or "pii", started)
+
+    def mask(self, text: str) -> str:
+        return redact(text)
+
+
 def build_guard(name: str, config: GuardConfig) -> Guard:
     if isinstance(config, KeywordGuardConfig):
         return KeywordGuard(name, config)
+    if isinstance(config, PIIGuardConfig):
+        return PIIGuard(name, config)
     return RegexGuard(name, config)
 
 
-__all__ = ["Direction", "Guard", "KeywordGuard", "RegexGuard", "Verdict", "build_guard"]
+__all__ = ["Direction", "Guard", "KeywordGuard", "PIIGuard", "RegexGuard", "Verdict", "build_guard"]

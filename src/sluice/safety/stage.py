@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sluice.gateway.chain import Call, Next, Reply
     from sluice.gateway.context import RequestContext
 
-GUARDS_HEADER = "x-sluice-guards"  # response: the guards this model runs, in order
+GUARDS_HEADER = "x-sluice-guards"  # response: the guards that ran, in order; request: guards to add, by name
 CONTENT_FILTER = "content_filter"
 _HEAD_FIELDS = ("id", "created", "model", "system_fingerprint")
 
@@ -39,10 +39,16 @@ class ContentFiltered(InvalidRequest):
 
 
 class GuardStage:
+    """A model's guards, plus any a request asks for by name in its `x-sluice-guards` header (a request can add
+    defined guards, never drop the model's). In every chain once any guard is defined; a model without guards
+    whose request asks for none passes with one header lookup."""
+
     name = "guards"
 
-    def __init__(self, guards: list[Guard], metrics: SafetyMetrics, *, window_chars: int,
-                 hold_back_chars: int) -> None:
+    def __init__(self, guards: list[Guard], defined: dict[str, Guard], metrics: SafetyMetrics, *,
+                 window_chars: int, hold_back_chars: int) -> None:
+        self.guards = guards
+        self.defined = defined  # every guard in safety.guards, by name: what a request may add
         self.input = [guard for guard in guards if "input" in guard.directions]
         self.output = [guard for guard in guards if "output" in guard.directions]
         self.metrics = metrics
@@ -52,23 +58,47 @@ class GuardStage:
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         ctx = call.ctx
-        call.set_header(GUARDS_HEADER, self.header)
-        if self.input and ctx.endpoint != "embeddings":
+        inputs, outputs, header = self.input, self.output, self.header
+        sent = ctx.headers
+        if GUARDS_HEADER in sent:
+            inputs, outputs, header = self._with_requested(sent[GUARDS_HEADER])
+        if not header:
+            return await next(call)
+        call.set_header(GUARDS_HEADER, header)
+        if inputs and ctx.endpoint != "embeddings":
             self._checked(ctx, "input")
-            blocked = self._run(ctx, self.input, prompt_text(call.request), "input")  # type: ignore[arg-type]
+            masks: list[Guard] = []
+            blocked = self._run(ctx, inputs, prompt_text(call.request), "input", masks=masks)  # type: ignore[arg-type]
             if blocked is not None:
                 raise ContentFiltered(blocked)
+            if masks:  # what goes upstream (and into the cache key) is the masked prompt
+                mask_prompt(call.request, ctx.raw_body, masks)  # type: ignore[arg-type]
         reply = await next(call)
-        if not self.output or ctx.endpoint == "embeddings":
+        if not outputs or ctx.endpoint == "embeddings":
             return reply
         if ctx.stream:
-            return self._stream(ctx, reply)
+            return self._stream(ctx, reply, outputs)
         if type(reply) is Whole:
-            return self._whole(ctx, reply)  # type: ignore[arg-type, return-value]
-        return self._wrapped_whole(ctx, reply)
+            return self._whole(ctx, reply, outputs)  # type: ignore[arg-type, return-value]
+        return self._wrapped_whole(ctx, reply, outputs)
+
+    def _with_requested(self, value: str) -> tuple[list[Guard], list[Guard], str]:
+        """The model's guards, then the ones the request names (each once); a 400 for a name not defined."""
+        guards = list(self.guards)
+        for name in (part.strip() for part in value.split(",")):
+            if not name or any(guard.name == name for guard in guards):
+                continue
+            guard = self.defined.get(name)
+            if guard is None:
+                known = ", ".join(sorted(self.defined))
+                raise InvalidRequest(f"Unknown guard `{name[:64]}` in the `{GUARDS_HEADER}` header; defined guards: "
+                                     f"{known}.", param=GUARDS_HEADER, code="unknown_guard")
+            guards.append(guard)
+        return ([guard for guard in guards if "input" in guard.directions],
+                [guard for guard in guards if "output" in guard.directions], ",".join(g.name for g in guards))
 
     def _run(self, ctx: RequestContext, guards: list[Guard], text: str, direction: Direction,
-             new_chars: int | None = None) -> Verdict | None:
+             new_chars: int | None = None, masks: list[Guard] | None = None) -> Verdict | None:
         """Each guard in order until one blocks; every verdict recorded. Returns the blocking one, if any.
 
         `new_chars`: a streamed answer's window whose last `new_chars` characters are new. A guard that knows how
@@ -86,6 +116,8 @@ class GuardStage:
                 continue
             metrics.found(verdict)
             found.append(verdict.to_json())
+            if masks is not None and verdict.action == "mask" and verdict.mode == "enforce":
+                masks.append(guard)
             if verdict.blocks:
                 blocking = verdict
                 break
@@ -101,23 +133,24 @@ class GuardStage:
 
     # --- whole answers --------------------------------------------------------------------------------------
 
-    def _whole(self, ctx: RequestContext, reply: Whole) -> Whole:
+    def _whole(self, ctx: RequestContext, reply: Whole, outputs: list[Guard]) -> Whole:
         answer = reply.answer
         assert isinstance(answer, Completion)
         self._checked(ctx, "output")
-        if self._run(ctx, self.output, answer_text(answer.payload, ctx.endpoint), "output") is None:
-            return reply
+        masks: list[Guard] = []
+        if self._run(ctx, outputs, answer_text(answer.payload, ctx.endpoint), "output", masks=masks) is None:
+            return Whole(masked_answer(answer, ctx.endpoint, masks)) if masks else reply
         return Whole(filtered(answer, ctx.endpoint))
 
-    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply) -> Reply:
+    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, outputs: list[Guard]) -> Reply:
         async with contextlib.aclosing(reply):
             async for chunk in reply:
                 answer = Completion.of_chunk(chunk)
-                yield self._whole(ctx, Whole(answer)).answer.as_chunk()
+                yield self._whole(ctx, Whole(answer), outputs).answer.as_chunk()
 
     # --- streams --------------------------------------------------------------------------------------------
 
-    async def _stream(self, ctx: RequestContext, reply: Reply) -> Reply:
+    async def _stream(self, ctx: RequestContext, reply: Reply, outputs: list[Guard]) -> Reply:
         """Check the last `window` characters at every output chunk; hold the last `hold_back` characters back
         until a later check (or the end) clears them."""
         self._checked(ctx, "output")
@@ -131,7 +164,7 @@ class GuardStage:
                 if chunk.text:
                     seen = (seen + chunk.text)[-window:]
                     held += len(chunk.text)
-                    if self._run(ctx, self.output, seen, "output", len(chunk.text)) is not None:
+                    if self._run(ctx, outputs, seen, "output", len(chunk.text)) is not None:
                         yield cut_chunk(chunk.payload, ctx.endpoint)  # what was held back never goes out
                         return
                 released = 0
@@ -181,6 +214,57 @@ def prompt_text(request: GenerationRequest) -> str:
     if isinstance(prompt, str):
         return prompt
     return "\n".join(item for item in prompt if isinstance(item, str))
+
+
+def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, masks: list[Guard]) -> None:
+    """Mask the users' messages (or the prompt) in the request and in the body forwarded upstream, in place."""
+
+    def masked(text: str) -> str:
+        for guard in masks:
+            text = guard.mask(text)  # type: ignore[attr-defined]
+        return text
+
+    def content(value: Any) -> Any:
+        if isinstance(value, str):
+            return masked(value)
+        if isinstance(value, list):
+            return [{**part, "text": masked(part["text"])} if isinstance(part, dict) and part.get("type") == "text"
+                    and isinstance(part.get("text"), str) else part for part in value]
+        return value
+
+    if isinstance(request, ChatCompletionRequest):
+        for message in request.messages:
+            if message.role == "user":
+                message.content = content(message.content)
+        sent = raw_body.get("messages") if raw_body is not None else None
+        for message in sent if isinstance(sent, list) else ():
+            if isinstance(message, dict) and message.get("role") == "user":
+                message["content"] = content(message.get("content"))
+        return
+    request.prompt = content(request.prompt)  # type: ignore[assignment]
+    if raw_body is not None and "prompt" in raw_body:
+        raw_body["prompt"] = content(raw_body["prompt"])
+
+
+def masked_answer(answer: Completion, endpoint: str, masks: list[Guard]) -> Completion:
+    """The answer with every choice's text masked (usage and everything else kept)."""
+
+    def masked(text: str) -> str:
+        for guard in masks:
+            text = guard.mask(text)  # type: ignore[attr-defined]
+        return text
+
+    payload = dict(answer.payload)
+    choices = []
+    for choice in payload.get("choices") or ():
+        choice = dict(choice)
+        if endpoint == "chat" and isinstance((choice.get("message") or {}).get("content"), str):
+            choice["message"] = {**choice["message"], "content": masked(choice["message"]["content"])}
+        elif endpoint != "chat" and isinstance(choice.get("text"), str):
+            choice["text"] = masked(choice["text"])
+        choices.append(choice)
+    payload["choices"] = choices
+    return Completion(payload, masked(answer.text), answer.usage, answer.finish_reason)
 
 
 def answer_text(payload: dict[str, Any], endpoint: str) -> str:
