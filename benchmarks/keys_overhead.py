@@ -30,10 +30,10 @@ import numpy as np
 import orjson
 import uvloop
 
-from sluice.api.wiring import AppState, build_state
 from sluice.backends import ChatCompletionRequest, Usage
+from sluice.compose import AppState, build_state
 from sluice.config import parse_config
-from sluice.gateway.context import RequestContext
+from sluice.gateway import RequestContext
 from sluice.store import create_engine, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,8 @@ async def in_process(workdir: Path, redis_url: str, calls: int) -> None:
         engine = create_engine(cfg.store.url)
         assert state.shared_state is not None and state.admission is not None
         admission = state.admission
+        pricing = admission.pricing  # the gateway's pricing, as the composition root hands it to admission
+        assert pricing is not None
         await state.shared_state.start()
         await admission.start(engine)
         token = ""
@@ -119,7 +121,7 @@ async def in_process(workdir: Path, redis_url: str, calls: int) -> None:
             await admission.admit(ctx, request)
             t1 = time.perf_counter()
             ctx.attempts, ctx.usage = 1, Usage(prompt_tokens=20, completion_tokens=16)
-            state.gateway.pricing.price(ctx)
+            pricing.price(ctx)
             t2 = time.perf_counter()
             admission.settle(ctx)
             t3 = time.perf_counter()

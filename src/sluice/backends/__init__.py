@@ -7,8 +7,7 @@ worker only when a local runtime is configured.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sluice.backends.base import Backend, Supervised
 from sluice.backends.factory import build_backend
@@ -25,6 +24,7 @@ from sluice.backends.types import (
     Usage,
     Whole,
 )
+from sluice.lazy import on_first_use
 
 if TYPE_CHECKING:
     from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
@@ -44,13 +44,7 @@ _ON_FIRST_USE = {  # name -> module
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [

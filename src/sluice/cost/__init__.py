@@ -8,8 +8,7 @@ the reports over the request log (SQLAlchemy; the plot, matplotlib).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sluice.cost.gpu_meter import GPUMeter
 from sluice.cost.keys import VirtualKey, hash_token, parse_key_id
@@ -34,6 +33,7 @@ from sluice.cost.tokens import (
     tokenizer_for,
 )
 from sluice.cost.usage_cost import TokenSplit, TokenWeights, token_cost_usd
+from sluice.lazy import on_first_use
 
 if TYPE_CHECKING:
     from sluice.cost.gpu_report import GPUUsage, gpu_usage
@@ -59,13 +59,7 @@ _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy and the shared stat
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [

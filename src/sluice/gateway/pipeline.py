@@ -53,32 +53,28 @@ class Gateway:
 
     async def complete(self, call: Call) -> Completion:
         """A whole answer; the record is written however it ends."""
-        ctx = call.ctx
-        try:
-            reply = await self._start(call, "generate")
-            call.close_stage()
-            # an unwrapped whole answer is taken as is; one that stages wrapped is read through them
-            completion = reply.answer if type(reply) is Whole else Completion.of_chunk(await _read_whole(reply))
-            ctx.usage = completion.usage
-            ctx.text_parts.append(completion.text)
-            ctx.finish_reason = completion.finish_reason
-            completion.payload["model"] = call.request.model
-            return completion
-        except BaseException as exc:
-            _fail(ctx, exc)
-            raise
-        finally:
-            self._finish(call)
+        return await self._whole(call, "generate")  # type: ignore[return-value]
 
     async def embed(self, call: Call) -> Embeddings:
+        return await self._whole(call, "embed")  # type: ignore[return-value]
+
+    async def _whole(self, call: Call, kind: Kind) -> Completion | Embeddings:
         ctx = call.ctx
         try:
-            reply = await self._start(call, "embed")
+            reply = await self._start(call, kind)
             call.close_stage()
-            result = reply.answer if type(reply) is Whole else Embeddings.of_chunk(await _read_whole(reply))
-            ctx.usage = result.usage
-            result.payload["model"] = call.request.model
-            return result
+            # an unwrapped whole answer is taken as is; one that stages wrapped is read through them
+            if type(reply) is Whole:
+                answer = reply.answer
+            else:
+                chunk = await _read_whole(reply)
+                answer = Completion.of_chunk(chunk) if kind == "generate" else Embeddings.of_chunk(chunk)
+            ctx.usage = answer.usage
+            if isinstance(answer, Completion):
+                ctx.text_parts.append(answer.text)
+                ctx.finish_reason = answer.finish_reason
+            answer.payload["model"] = call.request.model
+            return answer
         except BaseException as exc:
             _fail(ctx, exc)
             raise

@@ -7,9 +7,9 @@ which imports the bench command, loads none of them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sluice.lazy import on_first_use
 from sluice.loadtest.live import LiveStats
 from sluice.loadtest.metrics import (
     SCRAPES_FIELD,
@@ -72,13 +72,7 @@ _MODULE_NAMES = {  # module -> its names that load on first use
 _ON_FIRST_USE = {name: f"{__name__}.{module}" for module, names in _MODULE_NAMES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [

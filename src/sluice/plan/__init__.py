@@ -6,9 +6,9 @@ The simulator builds on `step_time_s(deployment, num_prefill_tokens, num_decode_
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sluice.lazy import on_first_use
 from sluice.plan import report
 from sluice.plan.cost import CostEstimate, cost_by_mode, estimate_cost, usd_per_million_tokens
 from sluice.plan.deployment import GIB, Deployment, make_deployment, vllm_serve_defaults
@@ -47,13 +47,7 @@ _ON_FIRST_USE = {  # name -> module: matplotlib
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [

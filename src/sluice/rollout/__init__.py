@@ -7,9 +7,9 @@ service raises, which only its callers need.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sluice.lazy import on_first_use
 from sluice.rollout.deployment import ROUTE_OVERRIDE_HEADER, Deployment, Side, Strategy, TargetRef, bucket_of
 from sluice.rollout.registry import DeploymentRegistry
 from sluice.rollout.shadow import ShadowStage
@@ -44,13 +44,7 @@ _ON_FIRST_USE = {  # name -> module: the store's readers and writers (SQLAlchemy
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [

@@ -4,9 +4,9 @@ use."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sluice.lazy import on_first_use
 from sluice.safety.guards import Direction, Guard, KeywordGuard, PIIGuard, RegexGuard, Verdict, build_guard
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.normalize import normalise
@@ -19,13 +19,7 @@ _ON_FIRST_USE = {"SafetyReport": "sluice.safety.report", "SafetyRow": "sluice.sa
                  "safety_report": "sluice.safety.report"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "ContentFiltered", "Direction", "Guard", "GuardStage", "KeywordGuard",

@@ -6,9 +6,9 @@ load on first use: the simulator and the bench client never load a database clie
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sluice.lazy import on_first_use
 from sluice.telemetry.metrics import E2E_BUCKETS_S, GatewayMetrics
 from sluice.telemetry.recorder import Recorder
 from sluice.telemetry.redact import CARD, EMAIL, IBAN, IP, PHONE, SECRET, redact
@@ -39,13 +39,7 @@ _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy (the log writer, th
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [
