@@ -156,3 +156,30 @@ def test_pii_guard_names_the_kinds_it_found_and_masks_them() -> None:
     assert guard.mask(text) == "Mail [EMAIL] or call [PHONE]; card [CARD]."
     assert guard.check("The meeting is at 10:30 in room 4.", "input") is None
     assert guard.check("Already masked: [EMAIL]", "input") is None  # placeholders in the text are not new finds
+
+
+def test_a_flagging_guard_records_a_streamed_answer_once_and_lets_it_through() -> None:
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from sluice.backends import Chunk
+    from sluice.safety import GuardStage, SafetyMetrics
+
+    flag = RegexGuard("watch", RegexGuardConfig(type="regex", patterns=["three"], action="flag"))
+    stage = GuardStage([flag], {"watch": flag}, SafetyMetrics(CollectorRegistry()), window_chars=512,
+                       hold_back_chars=0)
+    ctx = _Ctx()
+    texts = ["one ", "two ", "three ", "four ", "five ", "six"]
+
+    async def source():  # type: ignore[no-untyped-def]
+        for text in texts:
+            yield Chunk({"choices": [{"index": 0, "delta": {"content": text}}]}, text=text, has_output=True)
+
+    async def read() -> list[str]:
+        return [chunk.text async for chunk in stage._stream(ctx, source(), [flag])]  # type: ignore[arg-type]
+
+    assert asyncio.run(read()) == texts
+    assert ctx.annotations == {"guard.output": [{"guard": "watch", "layer": "regex", "direction": "output",
+                                                 "category": "policy", "action": "flag", "mode": "enforce",
+                                                 "rule": "pattern[0]"}]}  # once, though the window held it 4 times

@@ -98,7 +98,8 @@ class GuardStage:
                 [guard for guard in guards if "output" in guard.directions], ",".join(g.name for g in guards))
 
     def _run(self, ctx: RequestContext, guards: list[Guard], text: str, direction: Direction,
-             new_chars: int | None = None, masks: list[Guard] | None = None) -> Verdict | None:
+             new_chars: int | None = None, masks: list[Guard] | None = None,
+             fired: set[str] | None = None) -> Verdict | None:
         """Each guard in order until one blocks; every verdict recorded. Returns the blocking one, if any.
 
         `new_chars`: a streamed answer's window whose last `new_chars` characters are new. A guard that knows how
@@ -107,6 +108,8 @@ class GuardStage:
         found: list[Any] = []
         blocking = None
         for guard in guards:
+            if fired is not None and guard.name in fired:
+                continue  # a stream: a guard that flagged (or monitors) says so once, not at every later chunk
             started = perf_counter()
             reach = getattr(guard, "reach", None)
             checked = text if new_chars is None or reach is None else _tail(text, new_chars + reach)
@@ -116,6 +119,8 @@ class GuardStage:
                 continue
             metrics.found(verdict)
             found.append(verdict.to_json())
+            if fired is not None:
+                fired.add(guard.name)
             if masks is not None and verdict.action == "mask" and verdict.mode == "enforce":
                 masks.append(guard)
             if verdict.blocks:
@@ -158,13 +163,14 @@ class GuardStage:
         seen = ""  # the end of the answer so far, at most `window` characters
         pending: list[Chunk] = []  # arrived, checked, not yet released to the client
         held = 0  # characters of text in `pending`
+        fired: set[str] = set()  # guards that found something already (each is recorded once per answer)
         async with contextlib.aclosing(reply):
             async for chunk in reply:
                 pending.append(chunk)
                 if chunk.text:
                     seen = (seen + chunk.text)[-window:]
                     held += len(chunk.text)
-                    if self._run(ctx, outputs, seen, "output", len(chunk.text)) is not None:
+                    if self._run(ctx, outputs, seen, "output", len(chunk.text), fired=fired) is not None:
                         yield cut_chunk(chunk.payload, ctx.endpoint)  # what was held back never goes out
                         return
                 released = 0
