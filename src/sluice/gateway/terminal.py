@@ -17,7 +17,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from sluice.backends import (
-    Backend,
     BackendCall,
     ChatCompletionRequest,
     Chunk,
@@ -47,10 +46,6 @@ class RoutingTerminal:
         self.slots = slots
         self.tracing = tracing
         self.starting: dict[str, asyncio.Task[None]] = {}  # backend name -> its start() task (the composition root)
-
-    @property
-    def backends(self) -> dict[str, Backend]:
-        return self.router.backends
 
     async def __call__(self, call: Call) -> Reply:
         ctx, pool, request = call.ctx, call.pool, call.request

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Literal, Protocol
 
 from sluice.config import GuardConfig, KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
@@ -29,7 +28,7 @@ class Verdict:
     action: str  # block | flag | mask
     mode: str  # enforce | monitor
     rule: str  # which rule matched: the listed word, or `pattern[i]` (never the user's text)
-    latency_s: float
+    latency_s: float = 0.0  # the check's time, set by the stage that timed it
 
     @property
     def blocks(self) -> bool:
@@ -61,9 +60,8 @@ class _RuleGuard:
         self.directions: frozenset[Direction] = (frozenset(("input", "output")) if config.direction == "both"
                                                  else frozenset((config.direction,)))  # type: ignore[arg-type]
 
-    def _verdict(self, direction: Direction, rule: str, started: float) -> Verdict:
-        return Verdict(self.name, self.layer, direction, self.category, self.action, self.mode, rule,
-                       perf_counter() - started)
+    def _verdict(self, direction: Direction, rule: str) -> Verdict:
+        return Verdict(self.name, self.layer, direction, self.category, self.action, self.mode, rule)
 
 
 def _outside(span: tuple[int, int], allowed: list[tuple[int, int]]) -> bool:
@@ -144,7 +142,6 @@ class KeywordGuard(_RuleGuard):
         self.reach = 2 * max(len(word) for word in config.words) + 16
 
     def check(self, text: str, direction: Direction) -> Verdict | None:
-        started = perf_counter()
         words = tokens(text)
         found = self._words.find(words)
         if not found:
@@ -152,7 +149,7 @@ class KeywordGuard(_RuleGuard):
         allowed = [(start, end) for start, end, _ in self._allow.find(words)] if self._allow is not None else []
         for start, end, phrase in sorted(found):
             if not allowed or _outside((start, end), allowed):
-                return self._verdict(direction, phrase, started)
+                return self._verdict(direction, phrase)
         return None
 
 
@@ -169,12 +166,11 @@ class RegexGuard(_RuleGuard):
         self._allow = re.compile(allow, flags) if allow else None
 
     def check(self, text: str, direction: Direction) -> Verdict | None:
-        started = perf_counter()
         allowed = [match.span() for match in self._allow.finditer(text)] if self._allow is not None else []
         for index, pattern in enumerate(self._patterns):
             for match in pattern.finditer(text):
                 if not allowed or _outside(match.span(), allowed):
-                    return self._verdict(direction, f"pattern[{index}]", started)
+                    return self._verdict(direction, f"pattern[{index}]")
                 # an allowed match: look further in the text for one that is not
         return None
 
@@ -191,12 +187,11 @@ class PIIGuard(_RuleGuard):
         super().__init__(name, config)  # type: ignore[arg-type]
 
     def check(self, text: str, direction: Direction) -> Verdict | None:
-        started = perf_counter()
         masked = redact(text)
         if masked == text:
             return None
         kinds = [kind for kind, placeholder in _PLACEHOLDERS if masked.count(placeholder) > text.count(placeholder)]
-        return self._verdict(direction, ",".join(kinds) or "pii", started)
+        return self._verdict(direction, ",".join(kinds) or "pii")
 
     def mask(self, text: str) -> str:
         return redact(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +115,11 @@ class GuardStage:
             reach = getattr(guard, "reach", None)
             checked = text if new_chars is None or reach is None else _tail(text, new_chars + reach)
             verdict = guard.check(checked, direction)
-            metrics.timed(guard.name, direction, perf_counter() - started)
+            spent = perf_counter() - started
+            metrics.timed(guard.name, direction, spent)
             if verdict is None:
                 continue
+            verdict = replace(verdict, latency_s=spent)
             metrics.found(verdict)
             found.append(verdict.to_json())
             if fired is not None:
@@ -222,20 +225,22 @@ def prompt_text(request: GenerationRequest) -> str:
     return "\n".join(item for item in prompt if isinstance(item, str))
 
 
+def _masked(text: str, masks: list[Guard]) -> str:
+    for guard in masks:
+        text = guard.mask(text)  # type: ignore[attr-defined]
+    return text
+
+
 def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, masks: list[Guard]) -> None:
     """Mask the users' messages (or the prompt) in the request and in the body forwarded upstream, in place."""
 
-    def masked(text: str) -> str:
-        for guard in masks:
-            text = guard.mask(text)  # type: ignore[attr-defined]
-        return text
-
     def content(value: Any) -> Any:
         if isinstance(value, str):
-            return masked(value)
+            return _masked(value, masks)
         if isinstance(value, list):
-            return [{**part, "text": masked(part["text"])} if isinstance(part, dict) and part.get("type") == "text"
-                    and isinstance(part.get("text"), str) else part for part in value]
+            return [{**part, "text": _masked(part["text"], masks)}
+                    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+                    else part for part in value]
         return value
 
     if isinstance(request, ChatCompletionRequest):
@@ -254,23 +259,17 @@ def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, mas
 
 def masked_answer(answer: Completion, endpoint: str, masks: list[Guard]) -> Completion:
     """The answer with every choice's text masked (usage and everything else kept)."""
-
-    def masked(text: str) -> str:
-        for guard in masks:
-            text = guard.mask(text)  # type: ignore[attr-defined]
-        return text
-
     payload = dict(answer.payload)
     choices = []
     for choice in payload.get("choices") or ():
         choice = dict(choice)
         if endpoint == "chat" and isinstance((choice.get("message") or {}).get("content"), str):
-            choice["message"] = {**choice["message"], "content": masked(choice["message"]["content"])}
+            choice["message"] = {**choice["message"], "content": _masked(choice["message"]["content"], masks)}
         elif endpoint != "chat" and isinstance(choice.get("text"), str):
-            choice["text"] = masked(choice["text"])
+            choice["text"] = _masked(choice["text"], masks)
         choices.append(choice)
     payload["choices"] = choices
-    return Completion(payload, masked(answer.text), answer.usage, answer.finish_reason)
+    return Completion(payload, _masked(answer.text, masks), answer.usage, answer.finish_reason)
 
 
 def answer_text(payload: dict[str, Any], endpoint: str) -> str:
