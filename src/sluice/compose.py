@@ -13,17 +13,31 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.backends import Backend, Supervised, WorkerMetrics, build_backend
+from sluice.backends import Backend, Completion, CompletionRequest, Supervised, WorkerMetrics, build_backend
 from sluice.cache import CacheStage, GatewayCache, build_cache
 from sluice.config import BackendConfig, SimBackendConfig, SluiceConfig
 from sluice.cost import AdmissionStage, GatewayPricing, KeyAdmission, KeyMetrics, PricingStage, build_pricing
-from sluice.gateway import Chain, ChainSet, EndStage, Gateway, Kind, RoutingTerminal, Slots, Stage, check_startup
+from sluice.gateway import (
+    Call,
+    Chain,
+    ChainSet,
+    EndStage,
+    Gateway,
+    Kind,
+    RequestContext,
+    RoutingTerminal,
+    Slots,
+    Stage,
+    check_startup,
+)
+from sluice.records import new_request_id
 from sluice.rollout import DeploymentRegistry, RolloutControl, ShadowMode, ShadowStage
 from sluice.routing import CostRoutingStage, HealthChecker, Router, RouteStage, RoutingMetrics
-from sluice.safety import Guard, GuardStage, SafetyMetrics, build_guard
+from sluice.safety import CalledGuard, Guard, GuardStage, LlamaGuard, ModelCaller, SafetyMetrics, build_guard
 from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.store import create_engine, migrate
@@ -83,7 +97,7 @@ class _Parts:
     pricing: GatewayPricing | None
     cache: GatewayCache | None
     shadow: ShadowMode
-    guards: dict[str, Guard]  # safety.guards, built once; models share them
+    guards: dict[str, Guard | CalledGuard]  # safety.guards, built once; models share them
     safety_metrics: SafetyMetrics | None
 
 
@@ -112,6 +126,9 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     chains = ChainSet(lambda model, kind: _chain(parts, terminal, model, kind))
     deployments.on_change(chains.invalidate)  # a new deployment version may add or drop its shadow stage
     gateway = Gateway(chains, terminal, deployments, recorder, quote=pricing.quote if pricing is not None else None)
+    for guard in guards.values():
+        if isinstance(guard, LlamaGuard):  # its model is called through the gateway's own chains
+            guard.bind(_model_caller(gateway))
     rollout = RolloutControl(config.rollout, deployments, {name: b.endpoints for name, b in backends.items()},
                              metrics.registry, pricing=pricing)
     return AppState(config=config, backends=backends, gateway=gateway, recorder=recorder, metrics=metrics, bus=bus,
@@ -136,7 +153,8 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
         names = model_config.guards if model_config is not None else []
         safety = parts.config.safety  # the prompt before the cache or any upstream sees it; the answer as it streams
         stages.append(GuardStage([parts.guards[name] for name in names], parts.guards, parts.safety_metrics,
-                                 window_chars=safety.window_chars, hold_back_chars=safety.hold_back_chars))
+                                 window_chars=safety.window_chars, hold_back_chars=safety.hold_back_chars,
+                                 teams=safety.teams, keys=safety.keys))
     if kind == "generate":
         if parts.cache is not None and model in parts.cache.settings:
             stages.append(CacheStage(parts.cache))
@@ -151,6 +169,24 @@ def _chain(parts: _Parts, terminal: RoutingTerminal, model: str, kind: Kind) -> 
     if parts.router.deployments.get(model) is None and model not in parts.router.difficulty:
         return None
     return Chain(_stages(parts, model, kind), terminal)
+
+
+def _model_caller(gateway: Gateway) -> ModelCaller:
+    """A guard's own model call (Llama Guard): a /v1/completions request of the gateway's, through the model's
+    chain — routed, priced and logged like any — linked to the request it guards (`guard.parent_request_id`)."""
+
+    async def call(model: str, body: dict[str, Any], parent: RequestContext | None) -> Completion:
+        ctx = RequestContext(new_request_id(), "completions", None)
+        ctx.model = model
+        request = CompletionRequest.model_validate(body)
+        ctx.request, ctx.raw_body = request, body
+        if parent is not None:
+            ctx.team = parent.team
+            ctx.annotate("guard.parent_request_id", parent.request_id)
+        gateway.recorder.start(ctx)
+        return await gateway.complete(Call(ctx, request))
+
+    return call
 
 
 def _build_backend(name: str, config: BackendConfig, worker_metrics: WorkerMetrics) -> Backend:

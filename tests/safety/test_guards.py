@@ -116,7 +116,7 @@ def run_stream(texts: list[str], hold_back: int, window: int = 64) -> tuple[list
 
     async def read() -> list[str | None]:
         return [chunk.text or chunk.finish_reason
-                async for chunk in stage._stream(ctx, source(), guards)]  # type: ignore[arg-type]
+                async for chunk in stage._stream(ctx, source(), stage.plan)]  # type: ignore[arg-type]
 
     return asyncio.run(read()), ctx
 
@@ -177,7 +177,7 @@ def test_a_flagging_guard_records_a_streamed_answer_once_and_lets_it_through() -
             yield Chunk({"choices": [{"index": 0, "delta": {"content": text}}]}, text=text, has_output=True)
 
     async def read() -> list[str]:
-        return [chunk.text async for chunk in stage._stream(ctx, source(), [flag])]  # type: ignore[arg-type]
+        return [chunk.text async for chunk in stage._stream(ctx, source(), stage.plan)]  # type: ignore[arg-type]
 
     assert asyncio.run(read()) == texts
     assert ctx.annotations == {"guard.output": [{"guard": "watch", "layer": "regex", "direction": "output",

@@ -57,11 +57,17 @@ from sluice.config.routing import (
     is_sticky_key,
 )
 from sluice.config.safety import (
+    CustomGuardConfig,
     GuardConfig,
+    GuardPolicy,
+    InjectionGuardConfig,
     KeywordGuardConfig,
+    LlamaGuardCategory,
+    LlamaGuardConfig,
     PIIGuardConfig,
     RegexGuardConfig,
     SafetyConfig,
+    ToxicityGuardConfig,
 )
 from sluice.config.server import (
     ServerConfig,
@@ -101,6 +107,11 @@ class SluiceConfig(_Strict):
                     raise ValueError(f"models.{model_name}.guards.{index}: unknown guard {guard!r} (defined: {known})")
                 if guard in model.guards[:index]:
                     raise ValueError(f"models.{model_name}.guards.{index}: {guard!r} is listed twice")
+        for guard_name, guard in self.safety.guards.items():
+            if isinstance(guard, LlamaGuardConfig) and guard.model not in self.models:
+                known = ", ".join(sorted(self.models)) or "none"
+                raise ValueError(f"safety.guards.{guard_name}.model: unknown model {guard.model!r} (configured: "
+                                 f"{known}); Llama Guard is called through one of the gateway's own models")
         return self
 
     @model_validator(mode="after")
@@ -248,7 +259,7 @@ def load_config(path: str | Path | None) -> SluiceConfig:
     return parse_config(data, str(file))
 
 
-_GUARD_TYPES = ("keyword", "regex", "pii")
+_GUARD_TYPES = ("keyword", "regex", "pii", "toxicity", "injection", "custom", "llama_guard")
 
 
 def _format_errors(exc: ValidationError) -> str:
@@ -302,6 +313,7 @@ __all__ = [
     "CanaryConfig",
     "CanaryThresholds",
     "CircuitBreakerConfig",
+    "CustomGuardConfig",
     "DifficultyRouterConfig",
     "EmbeddingBackendConfig",
     "ExactCacheConfig",
@@ -309,9 +321,13 @@ __all__ = [
     "GGUFBackendConfig",
     "GPUCostConfig",
     "GuardConfig",
+    "GuardPolicy",
     "HealthCheckConfig",
+    "InjectionGuardConfig",
     "KeysConfig",
     "KeywordGuardConfig",
+    "LlamaGuardCategory",
+    "LlamaGuardConfig",
     "ModelConfig",
     "OpenAIBackendConfig",
     "PIIGuardConfig",
@@ -333,6 +349,7 @@ __all__ = [
     "TargetConfig",
     "TelemetryConfig",
     "TokenPriceConfig",
+    "ToxicityGuardConfig",
     "TracingConfig",
     "TransformersBackendConfig",
     "default_config",
@@ -342,4 +359,3 @@ __all__ = [
     "parse_config",
     "substitute_env",
 ]
-

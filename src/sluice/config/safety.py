@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sluice.config._base import _Strict
 
@@ -78,9 +78,122 @@ class PIIGuardConfig(_GuardBase):
     type: Literal["pii"]
     category: str = "pii"
     action: Literal["block", "flag", "mask"] = "mask"  # type: ignore[assignment]
+    # presidio-analyzer's pattern recognizers as well (offline, no spaCy model): credit cards, crypto wallets,
+    # IBANs, US SSNs / passports / bank numbers / ITINs / driver's licences, UK NHS numbers, medical licences,
+    # dates, URLs... `entities` picks some (presidio's names, e.g. US_SSN); empty: all it has. ~4 ms per 1 KB.
+    presidio: bool = False
+    entities: list[str] = []
+    min_score: float = Field(0.5, ge=0, le=1)  # presidio's own confidence at which a finding counts
 
 
-GuardConfig = Annotated[KeywordGuardConfig | RegexGuardConfig | PIIGuardConfig, Field(discriminator="type")]
+class _CalledGuardBase(_GuardBase):
+    """What guards that call out (a model, a hook) share: a deadline, what a failure means, and when they run."""
+
+    timeout_s: float = Field(5.0, gt=0, le=300)  # the check's deadline; past it the guard has failed
+    # A guard that fails (timeout, error, an answer that makes no sense): `allow` lets the text through (fail
+    # open) and records why; `block` refuses it (fail closed: a 503 `guard_unavailable` for a prompt, a cut answer).
+    on_error: Literal["allow", "block"] = "allow"
+    # Input only: `before` the upstream call (the prompt waits for the verdict), or `during` it (both start at
+    # once; the answer is held until the guard passes, so it costs max(guard, time to first token), not the sum).
+    when: Literal["before", "during"] = "before"
+    # Streamed answers: checked each time this many new characters arrived, and at the end; the text after the
+    # last check is held back (a model guard cannot be run per token).
+    every_chars: int = Field(256, ge=16, le=65536)
+
+
+def _import_path(value: str) -> str:
+    if not _HOOK.match(value):
+        raise ValueError(f"{value!r}: give the hook as `module.path:attribute` (e.g. `my_guards:check`)")
+    return value
+
+
+_HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class ToxicityGuardConfig(_GuardBase):
+    """An offline toxicity classifier (alt-profanity-check: a linear model over character n-grams, ~3 ms per
+    1 KB); the text is flagged when its probability of being abusive reaches `threshold`."""
+
+    type: Literal["toxicity"]
+    category: str = "toxicity"
+    threshold: float = Field(0.8, gt=0, le=1)
+    every_chars: int = Field(128, ge=16, le=65536)  # streamed answers: check each time this much text arrived
+
+
+class InjectionGuardConfig(_CalledGuardBase):
+    """Prompt injection and jailbreak heuristics (instruction overrides, role-play jailbreaks, encoded payloads),
+    plus an optional classifier hook `module:attr` returning a score in [0, 1] (or a bool)."""
+
+    type: Literal["injection"]
+    category: str = "injection"
+    direction: GuardDirection = "input"
+    heuristics: bool = True
+    classifier: str | None = None
+    threshold: float = Field(0.5, gt=0, le=1)  # the classifier's score at which it finds
+
+    @field_validator("classifier")
+    @classmethod
+    def _classifier_path(cls, value: str | None) -> str | None:
+        return None if value is None else _import_path(value)
+
+
+class CustomGuardConfig(_CalledGuardBase):
+    """Your own check, `module.path:attribute`: a function (sync or async) `(text, direction, context)` returning
+    None/False (nothing found), True, a score in [0, 1] (found at `threshold`), or a dict with `score` /
+    `flagged`, and optionally `category` and `rule` (docs/safety.md#custom-guards)."""
+
+    type: Literal["custom"]
+    hook: str
+    threshold: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("hook")
+    @classmethod
+    def _hook_path(cls, value: str) -> str:
+        return _import_path(value)
+
+
+class LlamaGuardCategory(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+
+
+class LlamaGuardConfig(_CalledGuardBase):
+    """Llama Guard 3 served by any configured model (vLLM, Ollama, Groq, an OpenAI-compatible server), called
+    through the gateway's own chain for `model` (so it is routed, timed, priced and logged like any request)."""
+
+    type: Literal["llama_guard"]
+    category: str = "unsafe"  # used when the answer names no category; otherwise its category names are used
+    model: str  # a model name from `models` that serves Llama Guard 3 on /v1/completions
+    categories: list[str] | None = None  # a subset of S1..S14; None: all fourteen
+    custom_categories: list[LlamaGuardCategory] = []  # your own, numbered after the chosen ones
+    # With logprobs from the backend, the score is P("unsafe") at the first token; it finds at this threshold.
+    # Without them, the model's own first line decides.
+    threshold: float = Field(0.5, gt=0, le=1)
+    max_chars: int = Field(16000, ge=256, le=400_000)  # the newest part of a conversation it is shown
+
+    @field_validator("categories")
+    @classmethod
+    def _known_codes(cls, codes: list[str] | None) -> list[str] | None:
+        if codes is None:
+            return None
+        known = [f"S{number}" for number in range(1, 15)]
+        for index, code in enumerate(codes):
+            if code not in known:
+                raise ValueError(f"entry {index} ({code!r}) is not a Llama Guard 3 category; use S1..S14")
+        if not codes:
+            raise ValueError("list at least one category, or leave the key out for all fourteen")
+        return codes
+
+
+GuardConfig = Annotated[KeywordGuardConfig | RegexGuardConfig | PIIGuardConfig | ToxicityGuardConfig
+                        | InjectionGuardConfig | CustomGuardConfig | LlamaGuardConfig, Field(discriminator="type")]
+
+
+class GuardPolicy(_Strict):
+    """What a team or a key adds to every model's guards, and which guards its requests may skip."""
+
+    guards: list[str] = []  # run after the model's own
+    may_skip: list[str] = []  # a request may drop these with `x-sluice-guards: -name`
 
 
 class SafetyConfig(_Strict):
@@ -90,6 +203,9 @@ class SafetyConfig(_Strict):
     # never reaches the client (docs/safety.md#streamed-answers).
     window_chars: int = Field(512, ge=16, le=65536)
     hold_back_chars: int = Field(64, ge=0, le=65536)
+    # Per team (a virtual key's `team`) and per key (its id or name): guards added, and guards it may skip.
+    teams: dict[str, GuardPolicy] = {}
+    keys: dict[str, GuardPolicy] = {}
 
     @field_validator("guards")
     @classmethod
@@ -100,6 +216,19 @@ class SafetyConfig(_Strict):
                                  "letter")
         return guards
 
+    @model_validator(mode="after")
+    def _policies_name_known_guards(self) -> SafetyConfig:
+        for section, policies in (("teams", self.teams), ("keys", self.keys)):
+            for who, policy in policies.items():
+                for field in ("guards", "may_skip"):
+                    for index, name in enumerate(getattr(policy, field)):
+                        if name not in self.guards:
+                            known = ", ".join(sorted(self.guards)) or "none"
+                            raise ValueError(f"safety.{section}.{who}.{field}.{index}: unknown guard {name!r} "
+                                             f"(defined: {known})")
+        return self
 
-__all__ = ["GuardAction", "GuardConfig", "GuardDirection", "GuardMode", "KeywordGuardConfig", "PIIGuardConfig",
-           "RegexGuardConfig", "SafetyConfig"]
+
+__all__ = ["CustomGuardConfig", "GuardAction", "GuardConfig", "GuardDirection", "GuardMode", "GuardPolicy",
+           "InjectionGuardConfig", "KeywordGuardConfig", "LlamaGuardCategory", "LlamaGuardConfig", "PIIGuardConfig",
+           "RegexGuardConfig", "SafetyConfig", "ToxicityGuardConfig"]

@@ -7,7 +7,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sluice.lazy import on_first_use
-from sluice.safety.guards import Direction, Guard, KeywordGuard, PIIGuard, RegexGuard, Verdict, build_guard
+from sluice.safety.build import build_guard, is_called
+from sluice.safety.guards import (
+    CalledGuard,
+    Direction,
+    Guard,
+    GuardContext,
+    GuardFailed,
+    KeywordGuard,
+    PIIGuard,
+    RegexGuard,
+    Verdict,
+)
+from sluice.safety.llama_guard import LlamaGuard, ModelCaller
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.normalize import normalise
 from sluice.safety.stage import CONTENT_FILTER, GUARDS_HEADER, ContentFiltered, GuardStage
@@ -22,6 +34,27 @@ _ON_FIRST_USE = {"SafetyReport": "sluice.safety.report", "SafetyRow": "sluice.sa
 __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
-__all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "ContentFiltered", "Direction", "Guard", "GuardStage", "KeywordGuard",
-           "PIIGuard", "RegexGuard", "SafetyMetrics", "SafetyReport", "SafetyRow", "Verdict", "build_guard",
-           "normalise", "safety_report"]
+__all__ = [
+    "CONTENT_FILTER",
+    "GUARDS_HEADER",
+    "CalledGuard",
+    "ContentFiltered",
+    "Direction",
+    "Guard",
+    "GuardContext",
+    "GuardFailed",
+    "GuardStage",
+    "KeywordGuard",
+    "LlamaGuard",
+    "ModelCaller",
+    "PIIGuard",
+    "RegexGuard",
+    "SafetyMetrics",
+    "SafetyReport",
+    "SafetyRow",
+    "Verdict",
+    "build_guard",
+    "is_called",
+    "normalise",
+    "safety_report",
+]

@@ -1,16 +1,18 @@
 """Guard layers behind one interface: `check(text, direction) -> Verdict | None` (None: nothing found).
 
-Rule layers (keyword, regex) take microseconds and run first; model layers (classifiers, Llama Guard) are
-for later and plug in here with the same interface.
+Two kinds. *Local* guards (`Guard`: keyword, regex, PII, toxicity, injection heuristics) run in the event loop
+and take microseconds to a few milliseconds. *Called* guards (`CalledGuard`: Llama Guard, custom hooks, an
+injection classifier) are awaited with a deadline (`timeout_s`) and a failure policy (`on_error`); the stage
+runs every local guard first, then the called ones concurrently, and stops at the first block.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from sluice.config import GuardConfig, KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
+from sluice.config import KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
 from sluice.safety.normalize import tokens
 from sluice.telemetry import CARD, EMAIL, IBAN, IP, PHONE, SECRET, redact
 
@@ -29,39 +31,87 @@ class Verdict:
     mode: str  # enforce | monitor
     rule: str  # which rule matched: the listed word, or `pattern[i]` (never the user's text)
     latency_s: float = 0.0  # the check's time, set by the stage that timed it
+    score: float | None = None  # a classifier's or model's score in [0, 1], where it gives one
 
     @property
     def blocks(self) -> bool:
         """It stops the request or the answer: a blocking guard that enforces (monitor only records)."""
         return self.action == "block" and self.mode == "enforce"
 
-    def to_json(self) -> dict[str, str]:
-        return {"guard": self.guard, "layer": self.layer, "direction": self.direction, "category": self.category,
-                "action": self.action, "mode": self.mode, "rule": self.rule}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"guard": self.guard, "layer": self.layer, "direction": self.direction,
+                                "category": self.category, "action": self.action, "mode": self.mode,
+                                "rule": self.rule}
+        if self.score is not None:
+            body["score"] = round(self.score, 4)
+        return body
 
 
 class Guard(Protocol):
+    """A local guard: checked in the event loop (microseconds to milliseconds)."""
+
     name: str
+    layer: str
+    mode: str
     directions: frozenset[Direction]
 
     def check(self, text: str, direction: Direction) -> Verdict | None: ...
 
 
-class _RuleGuard:
-    """What keyword and regex guards share: their settings, and turning a match into a verdict."""
+@dataclass(slots=True, frozen=True)
+class GuardContext:
+    """What a called guard knows of the request: handed to custom hooks as a dict (`as_dict`)."""
+
+    request_id: str
+    model: str
+    endpoint: str
+    key_id: str | None
+    team: str | None
+    request: Any = None  # the gateway's RequestContext (Llama Guard links its own call to it)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "model": self.model, "endpoint": self.endpoint,
+                "key_id": self.key_id, "team": self.team}
+
+
+class CalledGuard(Protocol):
+    """A guard that calls out (a model, a hook): awaited with a deadline; a failure is handled by `on_error`."""
+
+    name: str
+    layer: str
+    mode: str
+    directions: frozenset[Direction]
+    timeout_s: float
+    on_error: str  # allow | block
+    when: str  # before | during (input)
+    every_chars: int  # streamed answers: check each time this much new text arrived
+
+    async def judge(self, text: str, direction: Direction, context: GuardContext) -> Verdict | None: ...
+
+
+class GuardFailed(Exception):
+    """A called guard could not decide (its model is down, it answered garbage): the message says why."""
+
+
+class GuardBase:
+    """What every guard shares: its settings, and turning a finding into a verdict."""
 
     layer = ""
+    every_chars = 0  # streamed answers: 0 checks at every chunk; a costlier guard waits for this much new text
 
-    def __init__(self, name: str, config: KeywordGuardConfig | RegexGuardConfig | PIIGuardConfig) -> None:
+    def __init__(self, name: str, config: Any) -> None:
         self.name = name
-        self.category = config.category
-        self.action = config.action
-        self.mode = config.mode
+        self.category: str = config.category
+        self.action: str = config.action
+        self.mode: str = config.mode
         self.directions: frozenset[Direction] = (frozenset(("input", "output")) if config.direction == "both"
-                                                 else frozenset((config.direction,)))  # type: ignore[arg-type]
+                                                 else frozenset((config.direction,)))
 
-    def _verdict(self, direction: Direction, rule: str) -> Verdict:
-        return Verdict(self.name, self.layer, direction, self.category, self.action, self.mode, rule)
+    def _verdict(self, direction: Direction, rule: str, *, category: str | None = None,
+                 score: float | None = None) -> Verdict:
+        return Verdict(self.name, self.layer, direction, category or self.category, self.action, self.mode, rule,
+                       score=score)
+
 
 
 def _outside(span: tuple[int, int], allowed: list[tuple[int, int]]) -> bool:
@@ -129,7 +179,7 @@ class _Phrases:
         return found
 
 
-class KeywordGuard(_RuleGuard):
+class KeywordGuard(GuardBase):
     """Listed words and phrases, whole words, on normalised tokens (normalize.py); `allow` phrases excuse them."""
 
     layer = "keyword"
@@ -153,7 +203,7 @@ class KeywordGuard(_RuleGuard):
         return None
 
 
-class RegexGuard(_RuleGuard):
+class RegexGuard(GuardBase):
     """Regular expressions searched in the text as sent; a match inside an `allow` match does not count."""
 
     layer = "regex"
@@ -178,31 +228,28 @@ class RegexGuard(_RuleGuard):
 _PLACEHOLDERS = (("email", EMAIL), ("phone", PHONE), ("card", CARD), ("iban", IBAN), ("ip", IP), ("secret", SECRET))
 
 
-class PIIGuard(_RuleGuard):
+class PIIGuard(GuardBase):
     """The request log's PII and secret detectors as a guard; `mask` gives the text with placeholders."""
 
     layer = "pii"
 
-    def __init__(self, name: str, config: PIIGuardConfig) -> None:
-        super().__init__(name, config)  # type: ignore[arg-type]
+    def __init__(self, name: str, config: PIIGuardConfig, presidio: Any = None) -> None:
+        super().__init__(name, config)
+        self.presidio = presidio  # a PresidioDetector (presidio.py) when `presidio: true`
 
     def check(self, text: str, direction: Direction) -> Verdict | None:
         masked = redact(text)
-        if masked == text:
-            return None
         kinds = [kind for kind, placeholder in _PLACEHOLDERS if masked.count(placeholder) > text.count(placeholder)]
-        return self._verdict(direction, ",".join(kinds) or "pii")
+        if masked != text and not kinds:
+            kinds.append("pii")
+        if self.presidio is not None:  # on what the built-in detectors left, so nothing is found twice
+            kinds.extend(sorted({entity.lower() for _, _, entity in self.presidio.find(masked)}))
+        return self._verdict(direction, ",".join(kinds)) if kinds else None
 
     def mask(self, text: str) -> str:
-        return redact(text)
+        masked = redact(text)
+        return self.presidio.mask(masked) if self.presidio is not None else masked
 
 
-def build_guard(name: str, config: GuardConfig) -> Guard:
-    if isinstance(config, KeywordGuardConfig):
-        return KeywordGuard(name, config)
-    if isinstance(config, PIIGuardConfig):
-        return PIIGuard(name, config)
-    return RegexGuard(name, config)
-
-
-__all__ = ["Direction", "Guard", "KeywordGuard", "PIIGuard", "RegexGuard", "Verdict", "build_guard"]
+__all__ = ["CalledGuard", "Direction", "Guard", "GuardBase", "GuardContext", "GuardFailed", "KeywordGuard", "PIIGuard",
+           "RegexGuard", "Verdict"]

@@ -25,6 +25,10 @@ class SafetyMetrics:
                                "Requests refused (input) and answers cut (output) by an enforcing guard; over "
                                "sluice_guard_checked_total it is the rejection rate.", ["model", "direction"],
                                registry=registry)
+        self.failed = Counter("sluice_guard_errors",
+                              "Called guards that could not decide (timeout, error, an answer that made no sense), "
+                              "by outcome: allowed (fail open) or blocked (fail closed).",
+                              ["guard", "direction", "outcome"], registry=registry)
         self._timers: dict[tuple[str, str], Histogram] = {}
 
     def timed(self, guard: str, direction: str, seconds: float) -> None:

@@ -1,24 +1,30 @@
 """`GuardStage`: the chain stage that runs a model's guards on the prompt before anything else sees it, and on
 the answer as it streams back (a sliding window with a hold-back), or on the whole answer.
 
-Input: the first enforcing `block` refuses the request with a 400 `content_filter` error naming the guard and
-category; nothing reaches the cache or the upstream. Output: the answer ends there with `finish_reason:
-"content_filter"` (a stream: a final chunk, then the usage and `[DONE]` as usual). Every verdict — blocks, flags,
-and what monitor-mode guards would have done — lands in the request log (`guard.input` / `guard.output`) and in
-`sluice_guard_verdicts_total`.
+Input: local guards first (microseconds), then called guards (models, hooks) concurrently, stopping at the first
+enforcing `block`: the request is refused with a 400 `content_filter` error naming the guard and category, and
+nothing reaches the cache or the upstream. A called guard with `when: during` runs beside the upstream call and
+the answer is held until it passes. Output: the answer ends there with `finish_reason: "content_filter"` (a
+stream: a final chunk, then the usage and `[DONE]` as usual). Every verdict — blocks, flags, what monitor-mode
+guards would have done, and guards that failed — lands in the request log (`guard.input` / `guard.output`) and
+in the guard metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from sluice.backends import ChatCompletionRequest, Chunk, Completion, Whole
-from sluice.errors import InvalidRequest
-from sluice.safety.guards import Direction, Guard, Verdict
+from sluice.config import GuardPolicy
+from sluice.errors import BackendNotReady, Forbidden, InvalidRequest
+from sluice.safety.build import is_called
+from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict
 from sluice.safety.metrics import SafetyMetrics
 
 if TYPE_CHECKING:
@@ -26,9 +32,12 @@ if TYPE_CHECKING:
     from sluice.gateway.chain import Call, Next, Reply
     from sluice.gateway.context import RequestContext
 
-GUARDS_HEADER = "x-sluice-guards"  # response: the guards that ran, in order; request: guards to add, by name
+log = logging.getLogger("sluice.safety")
+
+GUARDS_HEADER = "x-sluice-guards"  # response: the guards that ran, in order; request: guards to add (or -skip)
 CONTENT_FILTER = "content_filter"
 _HEAD_FIELDS = ("id", "created", "model", "system_fingerprint")
+AnyGuard = Guard | CalledGuard
 
 
 class ContentFiltered(InvalidRequest):
@@ -39,69 +48,178 @@ class ContentFiltered(InvalidRequest):
                          f"(category: {verdict.category}).", param="messages", code=CONTENT_FILTER)
 
 
+class GuardUnavailable(BackendNotReady):
+    """A fail-closed guard could not decide on the prompt: refused, but not judged unsafe (retry later)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(f"The gateway's content guard `{failure.guard}` could not check the request "
+                         f"({failure.reason}), and it is set to refuse what it cannot check.", code="guard_unavailable")
+
+
+@dataclass(slots=True, frozen=True)
+class Failure:
+    """A called guard that could not decide, and whether that refuses the text (`on_error: block`, enforced)."""
+
+    guard: str
+    layer: str
+    direction: Direction
+    reason: str
+    blocks: bool
+
+    def to_json(self, mode: str) -> dict[str, Any]:
+        return {"guard": self.guard, "layer": self.layer, "direction": self.direction, "error": self.reason,
+                "outcome": "blocked" if self.blocks else "allowed", "mode": mode}
+
+
+Outcome = Verdict | Failure | None  # what stopped the text (a block, a fail-closed failure), or nothing
+
+
+@dataclass(slots=True, frozen=True)
+class _Plan:
+    """One request's guards, split the way they run (built once per distinct guard list, then reused)."""
+
+    header: str  # the guards' names, in order (the response header)
+    local_in: list[Guard]
+    before: list[CalledGuard]  # input, enforced, awaited before the upstream call
+    during: list[CalledGuard]  # input, enforced, beside the upstream call; the answer waits for them
+    trailing: list[CalledGuard]  # input, monitor mode: beside the call, never holding the answer
+    each_out: list[Guard]  # output, local, at every streamed chunk
+    strided_out: list[Guard]  # output, local, every `every_chars` of a stream
+    called_out: list[CalledGuard]  # output, called, enforced
+    monitor_out: list[CalledGuard]  # output, called, monitor mode: once, on the whole answer
+
+    @classmethod
+    def of(cls, guards: list[AnyGuard]) -> _Plan:
+        def split(direction: str) -> tuple[list[Any], list[Any]]:
+            mine = [guard for guard in guards if direction in guard.directions]
+            return [g for g in mine if not is_called(g)], [g for g in mine if is_called(g)]
+
+        local_in, called_in = split("input")
+        local_out, called_out = split("output")
+        return cls(",".join(guard.name for guard in guards), local_in,
+                   [g for g in called_in if g.mode == "enforce" and g.when == "before"],
+                   [g for g in called_in if g.mode == "enforce" and g.when == "during"],
+                   [g for g in called_in if g.mode != "enforce"],
+                   [g for g in local_out if not g.every_chars], [g for g in local_out if g.every_chars],
+                   [g for g in called_out if g.mode == "enforce"], [g for g in called_out if g.mode != "enforce"])
+
+    @property
+    def inputs(self) -> bool:
+        return bool(self.local_in or self.before or self.during or self.trailing)
+
+    @property
+    def outputs(self) -> bool:
+        return bool(self.each_out or self.strided_out or self.called_out or self.monitor_out)
+
+
 class GuardStage:
-    """A model's guards, plus any a request asks for by name in its `x-sluice-guards` header (a request can add
-    defined guards, never drop the model's). In every chain once any guard is defined; a model without guards
-    whose request asks for none passes with one header lookup."""
+    """A model's guards; then what the caller's team and key add (`safety.teams` / `safety.keys`); then what the
+    request's `x-sluice-guards` header asks: `name` adds a defined guard, `-name` drops one the key or team may
+    skip. In every generation chain once any guard is defined; a model without guards whose request asks for none
+    passes with one header lookup."""
 
     name = "guards"
 
-    def __init__(self, guards: list[Guard], defined: dict[str, Guard], metrics: SafetyMetrics, *,
-                 window_chars: int, hold_back_chars: int) -> None:
+    def __init__(self, guards: list[AnyGuard], defined: dict[str, AnyGuard], metrics: SafetyMetrics, *,
+                 window_chars: int, hold_back_chars: int, teams: dict[str, GuardPolicy] | None = None,
+                 keys: dict[str, GuardPolicy] | None = None) -> None:
         self.guards = guards
         self.defined = defined  # every guard in safety.guards, by name: what a request may add
-        self.input = [guard for guard in guards if "input" in guard.directions]
-        self.output = [guard for guard in guards if "output" in guard.directions]
         self.metrics = metrics
         self.window = window_chars
         self.hold_back = hold_back_chars
-        self.header = ",".join(guard.name for guard in guards)
+        self.teams = teams or {}
+        self.keys = keys or {}
+        self.plan = _Plan.of(guards)
+        self._plans: dict[tuple[str, ...], _Plan] = {}  # by guard names: the lists other requests ended with
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         ctx = call.ctx
-        inputs, outputs, header = self.input, self.output, self.header
-        sent = ctx.headers
-        if GUARDS_HEADER in sent:
-            inputs, outputs, header = self._with_requested(sent[GUARDS_HEADER])
-        if not header:
+        plan = self.plan
+        if self.teams or self.keys or GUARDS_HEADER in ctx.headers:
+            plan = self._plan_for(ctx)
+        if not plan.header:
             return await next(call)
-        call.set_header(GUARDS_HEADER, header)
-        if inputs and ctx.endpoint != "embeddings":
+        call.set_header(GUARDS_HEADER, plan.header)
+        waiting: asyncio.Future[Outcome] | None = None  # `during` guards: the answer waits for them
+        trailing: asyncio.Future[Outcome] | None = None  # monitor-mode called guards: recorded, never waited for
+        if plan.inputs:
             self._checked(ctx, "input")
+            text = prompt_text(call.request)  # type: ignore[arg-type]
             masks: list[Guard] = []
-            blocked = self._run(ctx, inputs, prompt_text(call.request), "input", masks=masks)  # type: ignore[arg-type]
+            blocked = self._run(ctx, plan.local_in, text, "input", masks=masks)
             if blocked is not None:
                 raise ContentFiltered(blocked)
-            if masks:  # what goes upstream (and into the cache key) is the masked prompt
+            if masks:  # what goes upstream (and into the cache key, and to called guards) is the masked prompt
                 mask_prompt(call.request, ctx.raw_body, masks)  # type: ignore[arg-type]
-        reply = await next(call)
-        if not outputs or ctx.endpoint == "embeddings":
+                text = prompt_text(call.request)  # type: ignore[arg-type]
+            if plan.before:
+                _refuse(await self._judge(ctx, plan.before, text, "input"))
+            if plan.during:
+                waiting = asyncio.ensure_future(self._judge(ctx, plan.during, text, "input"))
+            if plan.trailing:
+                trailing = asyncio.ensure_future(self._judge(ctx, plan.trailing, text, "input"))
+        try:
+            reply = await next(call)
+        except BaseException:
+            _cancel(waiting, trailing)
+            raise
+        if waiting is not None or trailing is not None:
+            reply = _after_input(reply, waiting, trailing)
+        if not plan.outputs:
             return reply
         if ctx.stream:
-            return self._stream(ctx, reply, outputs)
-        if type(reply) is Whole:
-            return self._whole(ctx, reply, outputs)  # type: ignore[arg-type, return-value]
-        return self._wrapped_whole(ctx, reply, outputs)
+            return self._stream(ctx, reply, plan)
+        if type(reply) is Whole and not plan.called_out and not plan.monitor_out:
+            return self._whole(ctx, reply, plan.each_out + plan.strided_out)  # type: ignore[arg-type, return-value]
+        return self._wrapped_whole(ctx, reply, plan)
 
-    def _with_requested(self, value: str) -> tuple[list[Guard], list[Guard], str]:
-        """The model's guards, then the ones the request names (each once); a 400 for a name not defined."""
-        guards = list(self.guards)
-        for name in (part.strip() for part in value.split(",")):
-            if not name or any(guard.name == name for guard in guards):
-                continue
-            guard = self.defined.get(name)
-            if guard is None:
-                known = ", ".join(sorted(self.defined))
-                raise InvalidRequest(f"Unknown guard `{name[:64]}` in the `{GUARDS_HEADER}` header; defined guards: "
-                                     f"{known}.", param=GUARDS_HEADER, code="unknown_guard")
-            guards.append(guard)
-        return ([guard for guard in guards if "input" in guard.directions],
-                [guard for guard in guards if "output" in guard.directions], ",".join(g.name for g in guards))
+    # --- which guards ---------------------------------------------------------------------------------------
+
+    def _plan_for(self, ctx: RequestContext) -> _Plan:
+        """The model's guards, the team's and key's additions, then the request's `+name` / `-name`."""
+        names = [guard.name for guard in self.guards]
+        may_skip: set[str] = set()
+        key = ctx.key
+        for policy in (self.teams.get(ctx.team or ""),
+                       self.keys.get(key.id) or self.keys.get(key.name) if key is not None else None):
+            if policy is not None:
+                names.extend(name for name in policy.guards if name not in names)
+                may_skip.update(policy.may_skip)
+        asked = ctx.headers.get(GUARDS_HEADER)
+        if asked is not None:
+            for part in (part.strip() for part in asked.split(",")):
+                if not part:
+                    continue
+                skip = part.startswith("-")
+                name = part.lstrip("+-").strip()
+                if name not in self.defined:
+                    known = ", ".join(sorted(self.defined))
+                    raise InvalidRequest(f"Unknown guard `{name[:64]}` in the `{GUARDS_HEADER}` header; defined "
+                                         f"guards: {known}.", param=GUARDS_HEADER, code="unknown_guard")
+                if not skip:
+                    if name not in names:
+                        names.append(name)
+                elif name in names:
+                    if name not in may_skip:
+                        raise Forbidden(f"This key may not skip the guard `{name}` (`{GUARDS_HEADER}: -{name}`); "
+                                        f"an admin can allow it under safety.teams or safety.keys (may_skip).",
+                                        param=GUARDS_HEADER, code="guard_not_skippable")
+                    names.remove(name)
+        chosen = tuple(names)
+        plan = self._plans.get(chosen)
+        if plan is None:
+            if len(self._plans) >= 256:  # requests can combine guards freely: keep the cache bounded
+                self._plans.clear()
+            plan = self._plans[chosen] = _Plan.of([self.defined[name] for name in chosen])
+        return plan
+
+    # --- running guards -------------------------------------------------------------------------------------
 
     def _run(self, ctx: RequestContext, guards: list[Guard], text: str, direction: Direction,
              new_chars: int | None = None, masks: list[Guard] | None = None,
              fired: set[str] | None = None) -> Verdict | None:
-        """Each guard in order until one blocks; every verdict recorded. Returns the blocking one, if any.
+        """Local guards in order until one blocks; every verdict recorded. Returns the blocking one, if any.
 
         `new_chars`: a streamed answer's window whose last `new_chars` characters are new. A guard that knows how
         far a match can reach back (`reach`) reads only that much before them: the rest was checked already."""
@@ -130,11 +248,69 @@ class GuardStage:
                 blocking = verdict
                 break
         if found:
-            previous = (ctx.annotations or {}).get(f"guard.{direction}")
-            ctx.annotate(f"guard.{direction}", [*previous, *found] if isinstance(previous, list) else found)
+            _annotate(ctx, direction, found)
         if blocking is not None:
             metrics.blocked.labels(ctx.model, direction).inc()
         return blocking
+
+    async def _judge(self, ctx: RequestContext, guards: list[CalledGuard], text: str, direction: Direction,
+                     fired: set[str] | None = None) -> Outcome:
+        """Called guards, all at once, each within its deadline; the first to block cancels the rest. Every
+        verdict and failure is recorded."""
+        guards = [guard for guard in guards if fired is None or guard.name not in fired]
+        if not guards:
+            return None
+        key = ctx.key
+        context = GuardContext(ctx.request_id, ctx.model, ctx.endpoint, getattr(key, "id", None), ctx.team, ctx)
+        tasks = [asyncio.ensure_future(self._one(guard, text, direction, context)) for guard in guards]
+        found: list[Any] = []
+        outcome: Outcome = None
+        try:
+            for finished in asyncio.as_completed(tasks):
+                guard, verdict, failure, spent = await finished
+                self.metrics.timed(guard.name, direction, spent)
+                if fired is not None and (verdict is not None or failure is not None):
+                    fired.add(guard.name)
+                if failure is not None:
+                    blocks = guard.on_error == "block" and guard.mode == "enforce"
+                    failed = Failure(guard.name, guard.layer, direction, failure, blocks)
+                    self.metrics.failed.labels(guard.name, direction, "blocked" if blocks else "allowed").inc()
+                    found.append(failed.to_json(guard.mode))
+                    if blocks:
+                        outcome = failed
+                        break
+                elif verdict is not None:
+                    verdict = replace(verdict, latency_s=spent)
+                    self.metrics.found(verdict)
+                    found.append(verdict.to_json())
+                    if verdict.blocks:
+                        outcome = verdict
+                        break
+        finally:
+            for task in tasks:
+                task.cancel()
+        if found:
+            _annotate(ctx, direction, found)
+        if outcome is not None:
+            self.metrics.blocked.labels(ctx.model, direction).inc()
+        return outcome
+
+    @staticmethod
+    async def _one(guard: CalledGuard, text: str, direction: Direction,
+                   context: GuardContext) -> tuple[CalledGuard, Verdict | None, str | None, float]:
+        started = perf_counter()
+        verdict = failure = None
+        try:
+            async with asyncio.timeout(guard.timeout_s):
+                verdict = await guard.judge(text, direction, context)
+        except TimeoutError:
+            failure = f"no verdict within {guard.timeout_s:g} s"
+        except GuardFailed as exc:
+            failure = str(exc)
+        except Exception as exc:  # a hook's own bug: logged with its traceback, handled by on_error
+            log.warning("guard %s failed on request %s", guard.name, context.request_id, exc_info=exc)
+            failure = f"{type(exc).__name__}: {exc}"[:300]
+        return guard, verdict, failure, perf_counter() - started
 
     def _checked(self, ctx: RequestContext, direction: Direction) -> None:
         self.metrics.checked.labels(ctx.model, direction).inc()
@@ -150,46 +326,131 @@ class GuardStage:
             return Whole(masked_answer(answer, ctx.endpoint, masks)) if masks else reply
         return Whole(filtered(answer, ctx.endpoint))
 
-    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, outputs: list[Guard]) -> Reply:
+    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, plan: _Plan) -> Reply:
         async with contextlib.aclosing(reply):
             async for chunk in reply:
-                answer = Completion.of_chunk(chunk)
-                yield self._whole(ctx, Whole(answer), outputs).answer.as_chunk()
+                whole = self._whole(ctx, Whole(Completion.of_chunk(chunk)), plan.each_out + plan.strided_out)
+                answer = whole.answer
+                assert isinstance(answer, Completion)
+                if answer.finish_reason != CONTENT_FILTER and (plan.called_out or plan.monitor_out):
+                    text = answer_text(answer.payload, ctx.endpoint)
+                    monitors = self._judge(ctx, plan.monitor_out, text, "output")
+                    outcome, _ = await asyncio.gather(self._judge(ctx, plan.called_out, text, "output"), monitors)
+                    if outcome is not None:
+                        answer = filtered(answer, ctx.endpoint)
+                yield answer.as_chunk()
 
     # --- streams --------------------------------------------------------------------------------------------
 
-    async def _stream(self, ctx: RequestContext, reply: Reply, outputs: list[Guard]) -> Reply:
-        """Check the last `window` characters at every output chunk; hold the last `hold_back` characters back
-        until a later check (or the end) clears them."""
+    async def _stream(self, ctx: RequestContext, reply: Reply, plan: _Plan) -> Reply:
+        """Check the answer as it streams: cheap guards at every chunk on the last `window` characters, costlier
+        ones each `every_chars` of new text; text is released only once every enforcing guard has checked it and
+        it is `hold_back` characters behind the newest (a match split across chunks is caught before it leaves)."""
         self._checked(ctx, "output")
         window, hold_back = self.window, self.hold_back
+        each, strided, called = plan.each_out, plan.strided_out, plan.called_out
+        paced: list[Any] = [*strided, *called]  # guards that check every `every_chars`
+        holding = [guard for guard in paced if guard.mode == "enforce"]  # ... and hold text until they have
+        keep = bool(paced or plan.monitor_out)
         seen = ""  # the end of the answer so far, at most `window` characters
-        pending: list[Chunk] = []  # arrived, checked, not yet released to the client
-        held = 0  # characters of text in `pending`
+        parts: list[str] = []  # the whole answer, when a paced or called guard reads it
+        total = 0  # characters so far
+        checked = {guard.name: 0 for guard in paced}  # how far each paced guard has read
+        pending: list[tuple[Chunk, int]] = []  # arrived, not yet released: (chunk, answer length after it)
         fired: set[str] = set()  # guards that found something already (each is recorded once per answer)
         async with contextlib.aclosing(reply):
             async for chunk in reply:
-                pending.append(chunk)
-                if chunk.text:
-                    seen = (seen + chunk.text)[-window:]
-                    held += len(chunk.text)
-                    if self._run(ctx, outputs, seen, "output", len(chunk.text), fired=fired) is not None:
+                text = chunk.text
+                if text:
+                    total += len(text)
+                    seen = (seen + text)[-window:]
+                    if keep:
+                        parts.append(text)
+                    blocked: Outcome = None
+                    if each:
+                        blocked = self._run(ctx, each, seen, "output", len(text), fired=fired)
+                    if blocked is None and paced:
+                        blocked = await self._paced(ctx, paced, checked, parts, total, fired, final=False)
+                    if blocked is not None:
                         yield cut_chunk(chunk.payload, ctx.endpoint)  # what was held back never goes out
                         return
+                pending.append((chunk, total))
+                safe = min((checked[guard.name] for guard in holding), default=total) - hold_back
                 released = 0
-                while released < len(pending) and held - len(pending[released].text) >= hold_back:
-                    held -= len(pending[released].text)
+                while released < len(pending) and pending[released][1] <= safe:
                     released += 1
                 if released:
-                    yield_now, pending = pending[:released], pending[released:]
-                    for early in yield_now[:-1]:
-                        early.buffered = True  # released together: one write
-                    for out in yield_now:
-                        yield out
-        for index, chunk in enumerate(pending):  # the end: everything was checked
+                    out, pending = pending[:released], pending[released:]
+                    for index, (early, _) in enumerate(out):
+                        if index < len(out) - 1:
+                            early.buffered = True  # released together: one write
+                        yield early
+        if paced or plan.monitor_out:  # the end: what paced guards have not read yet, and the monitors' one look
+            outcome = await self._paced(ctx, paced, checked, parts, total, fired, final=True)
+            if plan.monitor_out:
+                await self._judge(ctx, plan.monitor_out, "".join(parts), "output", fired)
+            if outcome is not None:
+                yield cut_chunk(pending[-1][0].payload if pending else {}, ctx.endpoint)
+                return
+        for index, (chunk, _) in enumerate(pending):  # everything was checked
             if index < len(pending) - 1:
                 chunk.buffered = True
             yield chunk
+
+    async def _paced(self, ctx: RequestContext, paced: list[Any], checked: dict[str, int], parts: list[str],
+                     total: int, fired: set[str], *, final: bool) -> Outcome:
+        """The paced guards due now (or, at the end, all with unread text): local ones on the text since their last
+        check (plus a window's overlap), called ones on the whole answer so far."""
+        due = [guard for guard in paced
+               if total > checked[guard.name] and (final or total - checked[guard.name] >= guard.every_chars)]
+        if not due:
+            return None
+        answer = "".join(parts)
+        outcome: Outcome = None
+        local = [guard for guard in due if not is_called(guard)]
+        if local:
+            since = min(checked[guard.name] for guard in local)
+            outcome = self._run(ctx, local, answer[max(0, since - self.window):], "output", fired=fired)
+        called = [guard for guard in due if is_called(guard)]
+        if outcome is None and called:
+            outcome = await self._judge(ctx, called, answer, "output", fired)
+        for guard in due:
+            checked[guard.name] = total
+        return outcome
+
+
+async def _after_input(reply: Reply, waiting: asyncio.Future[Outcome] | None,
+                       trailing: asyncio.Future[Outcome] | None) -> Reply:
+    """The reply once `during` guards passed (a block refuses it before any of it leaves); monitor-mode guards
+    are awaited at its end so that their verdicts reach the request log."""
+    try:
+        async with contextlib.aclosing(reply):
+            if waiting is not None:
+                _refuse(await waiting)
+            async for chunk in reply:
+                yield chunk
+        if trailing is not None:
+            await trailing
+    finally:
+        _cancel(waiting, trailing)
+
+
+def _refuse(outcome: Outcome) -> None:
+    if isinstance(outcome, Verdict):
+        raise ContentFiltered(outcome)
+    if isinstance(outcome, Failure):
+        raise GuardUnavailable(outcome)
+
+
+def _cancel(*futures: asyncio.Future[Any] | None) -> None:
+    for future in futures:
+        if future is not None and not future.done():
+            future.cancel()
+
+
+def _annotate(ctx: RequestContext, direction: Direction, found: list[Any]) -> None:
+    previous = (ctx.annotations or {}).get(f"guard.{direction}")
+    ctx.annotate(f"guard.{direction}", [*previous, *found] if isinstance(previous, list) else found)
 
 
 _WORD_BREAK = re.compile(r"[\W_]")
@@ -311,5 +572,5 @@ def cut_chunk(like: dict[str, Any], endpoint: str) -> Chunk:
     return Chunk({**head, "choices": [choice]}, finish_reason=CONTENT_FILTER)
 
 
-__all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "ContentFiltered", "GuardStage", "answer_text", "cut_chunk",
-           "filtered", "prompt_text"]
+__all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "ContentFiltered", "Failure", "GuardStage", "GuardUnavailable",
+           "answer_text", "cut_chunk", "filtered", "prompt_text"]

@@ -1,0 +1,100 @@
+"""The library-backed layers (toxicity classifier, presidio PII), per-team and per-key guard sets, and streamed
+answers checked by a paced (every N characters) guard."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from sluice.backends import Chunk
+from sluice.config import GuardPolicy, parse_config
+from sluice.errors import ConfigError, Forbidden, InvalidRequest
+from sluice.safety import GuardStage, SafetyMetrics, build_guard
+from tests.safety.test_guards import _Ctx
+
+
+def guard(name: str, **config: Any) -> Any:
+    return build_guard(name, parse_config({"safety": {"guards": {name: config}}}).safety.guards[name])
+
+
+def test_toxicity_scores_abuse_and_leaves_hard_negatives_alone() -> None:
+    toxic = guard("tox", type="toxicity", threshold=0.8)
+    found = toxic.check("shut up you worthless stupid idiot", "input")
+    assert found is not None and found.layer == "toxicity" and found.category == "toxicity"
+    assert found.score is not None and found.score >= 0.8 and found.rule.startswith("p=")
+    for text in ("how do I kill a zombie process", "the photographer will shoot the wedding", ""):
+        assert toxic.check(text, "input") is None
+
+
+def test_presidio_finds_what_the_builtin_detectors_do_not_and_masks_it() -> None:
+    pii = guard("pii", type="pii", presidio=True)
+    text = "my ssn is 219-09-9999, wallet 1BoatSLRHtKNngkdXEeobR76b53LETtpyT, mail a@b.co"
+    found = pii.check(text, "input")
+    assert found is not None and found.rule == "email,crypto,us_ssn"
+    assert pii.mask(text) == "my ssn is [US_SSN], wallet [CRYPTO], mail [EMAIL]"
+    assert pii.check("Please write a short poem about autumn leaves in the park.", "input") is None
+    plain = guard("plain", type="pii")
+    assert plain.check("my ssn is 219-09-9999", "input") is None  # the built-in detectors alone miss it
+    with pytest.raises(ConfigError, match=r"safety\.guards\.bad: unknown presidio entities PERSON"):
+        guard("bad", type="pii", presidio=True, entities=["PERSON"])  # needs an NER model: not offline
+
+
+def stage(guards: list[Any], **policies: dict[str, GuardPolicy]) -> GuardStage:
+    defined = {g.name: g for g in guards}
+    return GuardStage(guards[:1], defined, SafetyMetrics(CollectorRegistry()), window_chars=512, hold_back_chars=0,
+                      **policies)
+
+
+def ctx_for(team: str | None = None, key: tuple[str, str] | None = None, header: str | None = None) -> Any:
+    ctx: Any = _Ctx()
+    ctx.team = team
+    ctx.key = SimpleNamespace(id=key[0], name=key[1]) if key else None
+    ctx.headers = {"x-sluice-guards": header} if header is not None else {}
+    return ctx
+
+
+def test_teams_and_keys_add_guards_and_may_be_allowed_to_skip_some() -> None:
+    a, b, c = (guard(name, type="keyword", words=[name]) for name in ("a", "b", "c"))
+    s = stage([a, b, c], teams={"research": GuardPolicy(guards=["b"], may_skip=["a"])},
+              keys={"vip": GuardPolicy(guards=["c"])})
+    assert s._plan_for(ctx_for()).header == "a"
+    assert s._plan_for(ctx_for(team="research")).header == "a,b"
+    assert s._plan_for(ctx_for(team="research", key=("k1", "vip"))).header == "a,b,c"  # a key by name or id
+    assert s._plan_for(ctx_for(team="research", header="-a")).header == "b"
+    assert s._plan_for(ctx_for(team="research", header="c, -a")).header == "b,c"
+    with pytest.raises(Forbidden, match="may not skip the guard `a`") as refused:
+        s._plan_for(ctx_for(key=("vip", "other"), header="-a"))
+    assert refused.value.code == "guard_not_skippable" and refused.value.status_code == 403
+    with pytest.raises(InvalidRequest, match="Unknown guard `zz`"):
+        s._plan_for(ctx_for(header="-zz"))
+
+
+def test_policies_must_name_defined_guards() -> None:
+    with pytest.raises(ConfigError, match=r"safety\.teams\.ops\.may_skip\.0: unknown guard 'x' \(defined: g\)"):
+        parse_config({"safety": {"guards": {"g": {"type": "keyword", "words": ["w"]}},
+                                 "teams": {"ops": {"may_skip": ["x"]}}}})
+
+
+def test_a_paced_guard_holds_the_stream_until_it_has_read_the_text() -> None:
+    toxic = guard("tox", type="toxicity", direction="output", every_chars=32)
+    s = GuardStage([toxic], {"tox": toxic}, SafetyMetrics(CollectorRegistry()), window_chars=512, hold_back_chars=0)
+    ctx: Any = _Ctx()
+    texts = ["Thanks for asking. ", "Here is my answer: ", "you are a ", "worthless stupid ", "idiot ", "and more"]
+
+    async def source():  # type: ignore[no-untyped-def]
+        for text in texts:
+            yield Chunk({"choices": [{"index": 0, "delta": {"content": text}}]}, text=text, has_output=True)
+
+    async def read() -> list[str | None]:
+        return [chunk.text or chunk.finish_reason async for chunk in s._stream(ctx, source(), s.plan)]
+
+    out = asyncio.run(read())
+    assert out[-1] == "content_filter"
+    released = "".join(text for text in out[:-1] if text)
+    assert "idiot" not in released and "worthless" not in released  # unread text was held, then withheld
+    assert released.startswith("Thanks for asking.")  # what the guard had read (and passed) went out
+    assert ctx.annotations["guard.output"][0]["guard"] == "tox"
