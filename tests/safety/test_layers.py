@@ -22,10 +22,10 @@ def guard(name: str, **config: Any) -> Any:
 
 
 def test_toxicity_scores_abuse_and_leaves_hard_negatives_alone() -> None:
-    toxic = guard("tox", type="toxicity", threshold=0.8)
+    toxic = guard("tox", type="toxicity")
     found = toxic.check("shut up you worthless stupid idiot", "input")
     assert found is not None and found.layer == "toxicity" and found.category == "toxicity"
-    assert found.score is not None and found.score >= 0.8 and found.rule.startswith("p=")
+    assert found.score is not None and found.score >= 0.6 and found.rule.startswith("p=")
     for text in ("how do I kill a zombie process", "the photographer will shoot the wedding", ""):
         assert toxic.check(text, "input") is None
 

@@ -116,7 +116,9 @@ class ToxicityGuardConfig(_GuardBase):
 
     type: Literal["toxicity"]
     category: str = "toxicity"
-    threshold: float = Field(0.8, gt=0, le=1)
+    # 0.6: on the design half of the shipped sets, 20/33 toxic texts found and 0/106 benign ones (0.5 flags a
+    # benign one; 0.8 finds 16/33). docs/safety.md#measured has the untouched half and the blind set.
+    threshold: float = Field(0.6, gt=0, le=1)
     every_chars: int = Field(128, ge=16, le=65536)  # streamed answers: check each time this much text arrived
 
 
