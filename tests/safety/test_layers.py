@@ -98,3 +98,27 @@ def test_a_paced_guard_holds_the_stream_until_it_has_read_the_text() -> None:
     assert "idiot" not in released and "worthless" not in released  # unread text was held, then withheld
     assert released.startswith("Thanks for asking.")  # what the guard had read (and passed) went out
     assert ctx.annotations["guard.output"][0]["guard"] == "tox"
+
+
+def test_a_streamed_answer_is_masked_and_a_card_split_across_chunks_never_leaks_half() -> None:
+    pii = guard("pii", type="pii", direction="output")
+    # a hold-back shorter than the card: when its first three groups are due, the check sees that they mask
+    # differently alone than with what follows, and holds them
+    s = GuardStage([pii], {"pii": pii}, SafetyMetrics(CollectorRegistry()), window_chars=512, hold_back_chars=24)
+    ctx: Any = _Ctx()
+    texts = ["pay with ", "4111", " 1111", " 1111", " 1111", " today, or mail ", "jane@", "example.com", " ok"]
+
+    async def source():  # type: ignore[no-untyped-def]
+        for text in texts:
+            yield Chunk({"choices": [{"index": 0, "delta": {"content": text}}]}, text=text, has_output=True)
+        yield Chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, finish_reason="stop")
+
+    async def read() -> list[Chunk]:
+        return [chunk async for chunk in s._stream(ctx, source(), s.plan)]
+
+    out = asyncio.run(read())
+    assert "".join(chunk.text for chunk in out) == "pay with [CARD] today, or mail [EMAIL] ok"
+    assert not any("4111" in chunk.text or "jane" in chunk.text for chunk in out)
+    assert all(chunk.payload["choices"][0]["delta"].get("content", "") == chunk.text for chunk in out)
+    assert out[-1].finish_reason == "stop"
+    assert [v["rule"] for v in ctx.annotations["guard.output"]] == ["card"]  # recorded once, when first found

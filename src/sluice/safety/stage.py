@@ -87,6 +87,7 @@ class _Plan:
     strided_out: list[Guard]  # output, local, every `every_chars` of a stream
     called_out: list[CalledGuard]  # output, called, enforced
     monitor_out: list[CalledGuard]  # output, called, monitor mode: once, on the whole answer
+    mask_out: list[Guard]  # output, local, enforcing `mask`: streamed text is masked before it leaves
 
     @classmethod
     def of(cls, guards: list[AnyGuard]) -> _Plan:
@@ -101,7 +102,8 @@ class _Plan:
                    [g for g in called_in if g.mode == "enforce" and g.when == "during"],
                    [g for g in called_in if g.mode != "enforce"],
                    [g for g in local_out if not g.every_chars], [g for g in local_out if g.every_chars],
-                   [g for g in called_out if g.mode == "enforce"], [g for g in called_out if g.mode != "enforce"])
+                   [g for g in called_out if g.mode == "enforce"], [g for g in called_out if g.mode != "enforce"],
+                   [g for g in local_out if g.action == "mask" and g.mode == "enforce"])
 
     @property
     def inputs(self) -> bool:
@@ -352,6 +354,7 @@ class GuardStage:
         paced: list[Any] = [*strided, *called]  # guards that check every `every_chars`
         holding = [guard for guard in paced if guard.mode == "enforce"]  # ... and hold text until they have
         keep = bool(paced or plan.monitor_out)
+        masks = plan.mask_out  # PII guards that mask: what leaves is masked (their verdicts are recorded as usual)
         seen = ""  # the end of the answer so far, at most `window` characters
         parts: list[str] = []  # the whole answer, when a paced or called guard reads it
         total = 0  # characters so far
@@ -381,6 +384,8 @@ class GuardStage:
                     released += 1
                 if released:
                     out, pending = pending[:released], pending[released:]
+                    if masks:  # masked text only; never a prefix that splits what the whole would mask
+                        out, pending = _masked_release(out, pending, masks, ctx.endpoint)
                     for index, (early, _) in enumerate(out):
                         if index < len(out) - 1:
                             early.buffered = True  # released together: one write
@@ -392,6 +397,8 @@ class GuardStage:
             if outcome is not None:
                 yield cut_chunk(pending[-1][0].payload if pending else {}, ctx.endpoint)
                 return
+        if masks and pending:
+            pending, _ = _masked_release(pending, [], masks, ctx.endpoint)
         for index, (chunk, _) in enumerate(pending):  # everything was checked
             if index < len(pending) - 1:
                 chunk.buffered = True
@@ -433,6 +440,45 @@ async def _after_input(reply: Reply, waiting: asyncio.Future[Outcome] | None,
             await trailing
     finally:
         _cancel(waiting, trailing)
+
+
+def _masked_release(out: list[tuple[Chunk, int]], rest: list[tuple[Chunk, int]], masks: list[Guard],
+                    endpoint: str) -> tuple[list[tuple[Chunk, int]], list[tuple[Chunk, int]]]:
+    """Of the chunks due for release (`out`), the longest run whose text masks the same alone as it does followed
+    by everything after it (so a card number split across the cut is never half sent), with that text masked;
+    the rest stays pending."""
+    texts = [chunk.text for chunk, _ in out]
+    whole = _masked("".join(texts) + "".join(chunk.text for chunk, _ in rest), masks)
+    for count in range(len(out), 0, -1):
+        prefix = "".join(texts[:count])
+        masked = _masked(prefix, masks)
+        if not whole.startswith(masked):
+            continue
+        if masked == prefix:
+            return out[:count], out[count:] + rest
+        released: list[tuple[Chunk, int]] = []
+        for chunk, end in out[:count]:
+            if chunk.text:
+                if not masked and chunk.finish_reason is None and chunk.usage is None:
+                    continue  # its text went out in an earlier chunk of this run
+                chunk = _retext(chunk, masked, endpoint)
+                masked = ""
+            released.append((chunk, end))
+        return released, out[count:] + rest
+    return [], out + rest
+
+
+def _retext(chunk: Chunk, text: str, endpoint: str) -> Chunk:
+    """The chunk carrying `text` instead (first choice)."""
+    payload = dict(chunk.payload)
+    choices = [dict(choice) for choice in payload.get("choices") or ()]
+    if choices:
+        if endpoint == "chat":
+            choices[0]["delta"] = {**(choices[0].get("delta") or {}), "content": text}
+        else:
+            choices[0]["text"] = text
+        payload["choices"] = choices
+    return Chunk(payload, text, chunk.has_output, chunk.usage, chunk.finish_reason, chunk.buffered)
 
 
 def _refuse(outcome: Outcome) -> None:
