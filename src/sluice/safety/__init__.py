@@ -25,10 +25,24 @@ from sluice.safety.normalize import normalise
 from sluice.safety.stage import CONTENT_FILTER, GUARDS_HEADER, ContentFiltered, GuardStage
 
 if TYPE_CHECKING:
+    from sluice.safety.evaluate import (
+        SHIPPED,
+        EvalResult,
+        Example,
+        evaluate_direct,
+        evaluate_gateway,
+        load_examples,
+        parse_condition,
+        shipped_sets,
+        wilson,
+    )
     from sluice.safety.report import SafetyReport, SafetyRow, safety_report
 
 _ON_FIRST_USE = {"SafetyReport": "sluice.safety.report", "SafetyRow": "sluice.safety.report",
-                 "safety_report": "sluice.safety.report"}
+                 "safety_report": "sluice.safety.report",
+                 **{name: "sluice.safety.evaluate" for name in ("SHIPPED", "EvalResult", "Example", "evaluate_direct",
+                                                                "evaluate_gateway", "load_examples",
+                                                                "parse_condition", "shipped_sets", "wilson")}}
 
 
 __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
@@ -37,9 +51,12 @@ __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 __all__ = [
     "CONTENT_FILTER",
     "GUARDS_HEADER",
+    "SHIPPED",
     "CalledGuard",
     "ContentFiltered",
     "Direction",
+    "EvalResult",
+    "Example",
     "Guard",
     "GuardContext",
     "GuardFailed",
@@ -54,7 +71,13 @@ __all__ = [
     "SafetyRow",
     "Verdict",
     "build_guard",
+    "evaluate_direct",
+    "evaluate_gateway",
     "is_called",
+    "load_examples",
     "normalise",
+    "parse_condition",
     "safety_report",
+    "shipped_sets",
+    "wilson",
 ]
