@@ -33,3 +33,8 @@ def says_yes(text: str, direction: str, context: dict[str, Any]) -> str:
 
 
 NOT_CALLABLE = 3
+
+
+def injection_score(text: str, direction: str, context: dict[str, Any]) -> float:
+    """A stand-in injection classifier: confident about one phrasing the heuristics do not know."""
+    return 0.95 if "grandma used to read me" in text.lower() else 0.05

@@ -107,19 +107,88 @@ _SOFT = [
 _DECODE_ORDER = re.compile(r"\bdecode\b.{0,80}\b(?:and|then)\s+(?:follow|execute|obey|do|carry\s+out|act\s+on)\b")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}\b")
-_COMPILED = {family: re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.DOTALL)
-             for family, patterns in _STRONG.items()}
-_SOFT_PATTERNS = [re.compile(pattern) for pattern in _SOFT]
+
+
+def _leading_literals(pattern: str) -> tuple[tuple[str, bool], ...] | None:
+    """The literal text every match starts with, one per top-level alternative (`\\b(?:ignore|forget)` ->
+    ignore, forget), each with whether it is a whole word there; None when some alternative starts otherwise.
+    A text without any of them cannot match: a set lookup costs a fraction of a microsecond where a scan of 1 KB
+    for a `\\b`-led pattern costs ~14 µs."""
+    body = pattern.removeprefix(r"\b")
+    if body.startswith("(?:"):
+        depth, end = 0, -1
+        for index, char in enumerate(body):
+            depth += char == "(" and body[index - 1:index] != "\\"
+            depth -= char == ")" and body[index - 1:index] != "\\"
+            if depth == 0:
+                end = index
+                break
+        alternatives, part, depth = [], "", 0
+        for char in body[3:end]:
+            depth += char == "("
+            depth -= char == ")"
+            if char == "|" and depth == 0:
+                alternatives.append(part)
+                part = ""
+            else:
+                part += char
+        alternatives.append(part)
+        after = body[end + 1:]
+    else:
+        alternatives, after = [body], ""
+    literals = []
+    for alternative in alternatives:
+        literal = re.match(r"[a-z0-9]*", alternative).group()  # type: ignore[union-attr]
+        rest = alternative[len(literal):] or after
+        if rest[:1] in ("?", "*", "{", "+"):
+            literal, rest = literal[:-1], ""  # a quantified last letter may be absent
+        if not literal:
+            return None
+        whole = rest.startswith("\\b") or (rest.startswith("\\s") and rest[2:3] not in ("*", "?", "{")) or (
+            rest[:1] == "'" and rest[1:2] != "?")  # `\\s*`, `'?`: the next word may be joined on
+        literals.append((literal, whole))
+    return tuple(literals)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+Prefiltered = list[tuple[tuple[tuple[str, bool], ...] | None, str | None, re.Pattern[str]]]
+
+
+def _prefiltered(patterns: list[str]) -> Prefiltered:
+    """Each pattern with what a text must hold for it to match: leading words, or a literal run (`###`)."""
+    compiled: Prefiltered = []
+    for pattern in patterns:
+        run = re.search(r"[#-]\{(\d)", pattern)  # `#{3,}`, `-{6,}`: the text must hold that many in a row
+        compiled.append((_leading_literals(pattern), run and pattern[run.start()] * int(run.group(1)),
+                         re.compile(pattern, re.DOTALL)))
+    return compiled
+
+
+_COMPILED = {family: _prefiltered(patterns) for family, patterns in _STRONG.items()}
+_SOFT_PATTERNS = _prefiltered(_SOFT)
+
+
+def _any_match(patterns: Prefiltered, folded: str, words: set[str]) -> bool:
+    for literals, run, pattern in patterns:
+        if literals is not None and not any(literal in words if whole else literal in folded
+                                            for literal, whole in literals):
+            continue
+        if run is not None and run not in folded:
+            continue
+        if pattern.search(folded):
+            return True
+    return False
 
 
 def injection_signals(text: str, *, depth: int = 0) -> list[str]:
     """The families found in `text` (decoded payloads looked into once); empty when it reads as ordinary."""
     folded = fold(text)
-    found = [family for family, pattern in _COMPILED.items() if pattern.search(folded)]
-    soft = sum(1 for pattern in _SOFT_PATTERNS if pattern.search(folded))
+    words = set(_WORD.findall(folded))
+    found = [family for family, patterns in _COMPILED.items() if _any_match(patterns, folded, words)]
+    soft = sum(1 for pattern in _SOFT_PATTERNS if _any_match([pattern], folded, words))
     if soft >= 2 and "persona" not in found:
         found.append("roleplay")
-    if depth == 0 and ("encoded" not in found) and (_DECODE_ORDER.search(folded) or _decoded_signals(text)):
+    if depth == 0 and (("decode" in words and _DECODE_ORDER.search(folded)) or _decoded_signals(text)):
         found.append("encoded")
     return found
 
