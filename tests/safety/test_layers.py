@@ -122,3 +122,19 @@ def test_a_streamed_answer_is_masked_and_a_card_split_across_chunks_never_leaks_
     assert all(chunk.payload["choices"][0]["delta"].get("content", "") == chunk.text for chunk in out)
     assert out[-1].finish_reason == "stop"
     assert [v["rule"] for v in ctx.annotations["guard.output"]] == ["card"]  # recorded once, when first found
+
+
+def test_the_direct_toxicity_scores_equal_the_packages_own_on_every_shipped_text() -> None:
+    import warnings
+
+    from sluice.safety import load_examples
+    from sluice.safety.toxicity import _classifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from profanity_check import predict_prob
+    texts = [example.text for example in load_examples(["jailbreak", "benign", "harmful", "toxic"])]
+    direct = _classifier()
+    assert direct is not predict_prob  # the shipped model has the expected form, so the direct path is taken
+    assert max(abs(float(direct([text])[0]) - float(reference))
+               for text, reference in zip(texts, predict_prob(texts), strict=True)) < 1e-12
