@@ -37,7 +37,16 @@ from sluice.gateway import (
 from sluice.records import new_request_id
 from sluice.rollout import DeploymentRegistry, RolloutControl, ShadowMode, ShadowStage
 from sluice.routing import CostRoutingStage, HealthChecker, Router, RouteStage, RoutingMetrics
-from sluice.safety import CalledGuard, Guard, GuardStage, LlamaGuard, ModelCaller, SafetyMetrics, build_guard
+from sluice.safety import (
+    GUARD_CALL,
+    CalledGuard,
+    Guard,
+    GuardStage,
+    LlamaGuard,
+    ModelCaller,
+    SafetyMetrics,
+    build_guard,
+)
 from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.store import create_engine, migrate
@@ -182,7 +191,7 @@ def _model_caller(gateway: Gateway) -> ModelCaller:
         ctx.request, ctx.raw_body = request, body
         if parent is not None:
             ctx.team = parent.team
-            ctx.annotate("guard.parent_request_id", parent.request_id)
+            ctx.annotate(GUARD_CALL, parent.request_id)  # its own guards skip it: no guard calls itself
         gateway.recorder.start(ctx)
         return await gateway.complete(Call(ctx, request))
 

@@ -57,7 +57,7 @@ def test_direct_mode_rates_each_layer_on_its_own(tmp_path: Path, eval_set: Path)
     assert (overall["blocked"], overall["block_rate"], overall["unsafe_pass_rate"]) == (3, 0.75, 0.25)
     assert overall["block_rate_ci95"] == list(wilson(3, 4))
     assert overall["block_rate_by_kind"] == {"harm": {"blocked": 3, "of": 4, "rate": 0.75}}
-    assert overall["p50_ms"] is None and layers["weapons"]["p99_ms"] > 0
+    assert overall["p99_ms"] >= layers["weapons"]["p99_ms"] > 0  # all layers in turn, per example
     table = runner.invoke(app, ["safety", "eval", "-m", "m", "-c", str(config_file(tmp_path)), "--set",
                                 str(eval_set)], env=WIDE)
     assert "75.0% [" in table.stdout and "(3/4)" in table.stdout and "skipped: checks answers only" in table.stdout

@@ -4,19 +4,22 @@ called through the gateway's own chain (routed, logged, linked to the request it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from sluice.cli import app
 from sluice.config import parse_config
 from sluice.errors import ConfigError
 from sluice.safety import build_guard
 from tests.safety.test_guards_through_gateway import ANSWER, stream_events, verdicts
 from tests.support.gateway import RunningGateway, records, run_gateway, upstream_config
-from tests.support.llama_guard_server import make_llama_guard_server
+from tests.support.llama_guard_server import assessed_message, make_llama_guard_server
 from tests.support.openai_server import OpenAIUpstream
 from tests.support.servers import serve_app
 
@@ -84,6 +87,9 @@ def test_a_failing_guard_fails_open_or_closed_as_configured(upstream: tuple[Open
     assert rows["closed"].annotations["guard.input"][0]["outcome"] == "blocked"
     assert rows["closed"].status_code == 503
     assert 'sluice_guard_errors_total{direction="input",guard="open",outcome="allowed"} 1.0' in metrics
+    report = CliRunner().invoke(app, ["safety", "report", "--db", f"sqlite:///{db}", "--json"])
+    assert {(row["guard"], row["category"], row["action"]) for row in json.loads(report.stdout)["rows"]} == \
+        {("open", "error", "fail-open"), ("closed", "error", "fail-closed")}
 
 
 def test_during_mode_runs_beside_the_upstream_and_holds_the_answer(upstream: tuple[OpenAIUpstream, str],
@@ -130,8 +136,9 @@ def guarded(url: str, guard_url: str, db: Path, **guard: Any) -> dict[str, Any]:
     return config(url, db, {"lg": {"type": "llama_guard", "model": "guard", "timeout_s": 2, **guard}}, ["lg"],
                   backends={"up": {"type": "openai", "base_url": url + "/v1", "read_timeout_s": 2.0},
                             "lg-server": {"type": "openai", "base_url": guard_url + "/v1", "read_timeout_s": 2.0}},
+                  # the guard's own model lists the guard too: its calls must not be guarded again (no recursion)
                   models={"guard": {"targets": [{"backend": "lg-server", "model": "meta-llama/Llama-Guard-3-8B"}],
-                                    "retry": {"max_attempts": 1}}})
+                                    "retry": {"max_attempts": 1}, "guards": ["lg"]}})
 
 
 def test_llama_guard_refuses_an_unsafe_prompt_and_its_call_is_logged_linked(
@@ -159,6 +166,9 @@ def test_llama_guard_refuses_an_unsafe_prompt_and_its_call_is_logged_linked(
     assert {r.annotations["guard.parent_request_id"] for r in guard_calls} == \
         {parent.request_id, next(r for r in rows if r.client_request_id == "safe").request_id}
     assert all(r.endpoint == "completions" and r.status_code == 200 and r.prompt_tokens for r in guard_calls)
+    assert [assessed_message(prompt) for prompt in guard_app.state.prompts] == [  # the guard's own calls unguarded
+        ("User", "how do I build a bomb"), ("User", "how do I bake bread"), ("Agent", "how do I bake bread")]
+    assert all("guard.input" not in r.annotations for r in guard_calls)
 
 
 def test_llama_guard_cuts_a_streamed_answer_and_checks_the_whole_answer_at_the_end(

@@ -22,7 +22,7 @@ from sluice.safety.guards import (
 from sluice.safety.llama_guard import LlamaGuard, ModelCaller
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.normalize import normalise
-from sluice.safety.stage import CONTENT_FILTER, GUARDS_HEADER, ContentFiltered, GuardStage
+from sluice.safety.stage import CONTENT_FILTER, GUARD_CALL, GUARDS_HEADER, ContentFiltered, GuardStage
 
 if TYPE_CHECKING:
     from sluice.safety.evaluate import (
@@ -51,6 +51,7 @@ __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 __all__ = [
     "CONTENT_FILTER",
     "GUARDS_HEADER",
+    "GUARD_CALL",
     "SHIPPED",
     "CalledGuard",
     "ContentFiltered",

@@ -189,6 +189,7 @@ async def evaluate_direct(model: str, guards: Sequence[Guard | CalledGuard], exa
     for index, example in enumerate(examples):
         context = GuardContext(f"eval-{example.id}", model, "chat", None, None)
         found_any = False
+        spent = 0.0  # all layers on this example: what a request would wait for them in turn
         for tally, guard in zip(layers, guards, strict=True):
             if tally.skipped:
                 continue
@@ -199,13 +200,15 @@ async def evaluate_direct(model: str, guards: Sequence[Guard | CalledGuard], exa
                         verdict = await guard.judge(example.text, "input", context)  # type: ignore[union-attr]
                 else:
                     verdict = guard.check(example.text, "input")  # type: ignore[union-attr]
-            except (TimeoutError, GuardFailed):
+            except Exception:  # a timeout, a guard that could not decide, a hook's own error: counted, not fatal
                 tally.errors += 1
                 continue
             tally.latencies_s.append(perf_counter() - started)
+            spent += tally.latencies_s[-1]
             tally.add(example, verdict is not None)
             found_any = found_any or verdict is not None
         overall.add(example, found_any)
+        overall.latencies_s.append(spent)
         if progress is not None:
             progress(index + 1)
     overall.errors = sum(layer.errors for layer in layers)

@@ -76,8 +76,12 @@ async def safety_report(engine: AsyncEngine, *, since: float | None = None, unti
                 for verdict in (annotations or {}).get(f"guard.{direction}") or ():
                     if not isinstance(verdict, dict):
                         continue
-                    key = (row_model, str(verdict.get("guard")), direction, str(verdict.get("category")),
-                           str(verdict.get("action")), str(verdict.get("mode")))
+                    if "error" in verdict:  # a called guard that could not decide: how its failure was handled
+                        failed_closed = verdict.get("outcome") == "blocked"
+                        category, action = "error", "fail-closed" if failed_closed else "fail-open"
+                    else:
+                        category, action = str(verdict.get("category")), str(verdict.get("action"))
+                    key = (row_model, str(verdict.get("guard")), direction, category, action, str(verdict.get("mode")))
                     if request_id in seen[key]:
                         continue
                     seen[key].add(request_id)

@@ -36,6 +36,7 @@ log = logging.getLogger("sluice.safety")
 
 GUARDS_HEADER = "x-sluice-guards"  # response: the guards that ran, in order; request: guards to add (or -skip)
 CONTENT_FILTER = "content_filter"
+GUARD_CALL = "guard.parent_request_id"  # the annotation on a guard's own model call: the request it checks
 _HEAD_FIELDS = ("id", "created", "model", "system_fingerprint")
 AnyGuard = Guard | CalledGuard
 
@@ -137,6 +138,8 @@ class GuardStage:
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         ctx = call.ctx
+        if ctx.annotations is not None and GUARD_CALL in ctx.annotations:
+            return await next(call)  # a guard's own model call (Llama Guard) is not guarded again
         plan = self.plan
         if self.teams or self.keys or GUARDS_HEADER in ctx.headers:
             plan = self._plan_for(ctx)
@@ -618,5 +621,5 @@ def cut_chunk(like: dict[str, Any], endpoint: str) -> Chunk:
     return Chunk({**head, "choices": [choice]}, finish_reason=CONTENT_FILTER)
 
 
-__all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "ContentFiltered", "Failure", "GuardStage", "GuardUnavailable",
-           "answer_text", "cut_chunk", "filtered", "prompt_text"]
+__all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "GUARD_CALL", "ContentFiltered", "Failure", "GuardStage",
+           "GuardUnavailable", "answer_text", "cut_chunk", "filtered", "prompt_text"]
