@@ -85,6 +85,7 @@ class PIIGuardConfig(_GuardBase):
     presidio: bool = False
     entities: list[str] = []
     min_score: float = Field(0.5, ge=0, le=1)  # presidio's own confidence at which a finding counts
+    every_chars: int = Field(128, ge=0, le=65536)  # streamed answers: check each time this much arrived (0: each chunk)
 
 
 class _CalledGuardBase(_GuardBase):

@@ -236,12 +236,16 @@ class PIIGuard(GuardBase):
     def __init__(self, name: str, config: PIIGuardConfig, presidio: Any = None) -> None:
         super().__init__(name, config)
         self.presidio = presidio  # a PresidioDetector (presidio.py) when `presidio: true`
+        # Streamed answers: checked each `every_chars` of new text (text is held until checked, and masking is
+        # done on what leaves whatever the pace), not at every chunk.
+        self.every_chars = config.every_chars
 
     def check(self, text: str, direction: Direction) -> Verdict | None:
         masked = redact(text)
-        kinds = [kind for kind, placeholder in _PLACEHOLDERS if masked.count(placeholder) > text.count(placeholder)]
-        if masked != text and not kinds:
-            kinds.append("pii")
+        kinds = []
+        if masked != text:
+            kinds = [kind for kind, placeholder in _PLACEHOLDERS
+                     if masked.count(placeholder) > text.count(placeholder)] or ["pii"]
         if self.presidio is not None:  # on what the built-in detectors left, so nothing is found twice
             kinds.extend(sorted({entity.lower() for _, _, entity in self.presidio.find(masked)}))
         return self._verdict(direction, ",".join(kinds)) if kinds else None

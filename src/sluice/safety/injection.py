@@ -151,16 +151,19 @@ def _leading_literals(pattern: str) -> tuple[tuple[str, bool], ...] | None:
 
 
 _WORD = re.compile(r"[a-z0-9]+")
-Prefiltered = list[tuple[tuple[tuple[str, bool], ...] | None, str | None, re.Pattern[str]]]
+# (words a match may start with, prefixes it may start with) or None, a literal run the text must hold, the pattern
+Prefiltered = list[tuple[tuple[frozenset[str], tuple[str, ...]] | None, str | None, re.Pattern[str]]]
 
 
 def _prefiltered(patterns: list[str]) -> Prefiltered:
     """Each pattern with what a text must hold for it to match: leading words, or a literal run (`###`)."""
     compiled: Prefiltered = []
     for pattern in patterns:
+        literals = _leading_literals(pattern)
+        starts = None if literals is None else (frozenset(word for word, whole in literals if whole),
+                                                tuple(prefix for prefix, whole in literals if not whole))
         run = re.search(r"[#-]\{(\d)", pattern)  # `#{3,}`, `-{6,}`: the text must hold that many in a row
-        compiled.append((_leading_literals(pattern), run and pattern[run.start()] * int(run.group(1)),
-                         re.compile(pattern, re.DOTALL)))
+        compiled.append((starts, run and pattern[run.start()] * int(run.group(1)), re.compile(pattern, re.DOTALL)))
     return compiled
 
 
@@ -169,9 +172,8 @@ _SOFT_PATTERNS = _prefiltered(_SOFT)
 
 
 def _any_match(patterns: Prefiltered, folded: str, words: set[str]) -> bool:
-    for literals, run, pattern in patterns:
-        if literals is not None and not any(literal in words if whole else literal in folded
-                                            for literal, whole in literals):
+    for starts, run, pattern in patterns:
+        if starts is not None and words.isdisjoint(starts[0]) and not any(prefix in folded for prefix in starts[1]):
             continue
         if run is not None and run not in folded:
             continue

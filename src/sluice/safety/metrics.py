@@ -30,12 +30,19 @@ class SafetyMetrics:
                               "by outcome: allowed (fail open) or blocked (fail closed).",
                               ["guard", "direction", "outcome"], registry=registry)
         self._timers: dict[tuple[str, str], Histogram] = {}
+        self._checked: dict[tuple[str, str], Counter] = {}
 
     def timed(self, guard: str, direction: str, seconds: float) -> None:
         child = self._timers.get((guard, direction))
         if child is None:
             child = self._timers[(guard, direction)] = self.check_seconds.labels(guard, direction)
         child.observe(seconds)
+
+    def count_checked(self, model: str, direction: str) -> None:
+        child = self._checked.get((model, direction))
+        if child is None:
+            child = self._checked[(model, direction)] = self.checked.labels(model, direction)
+        child.inc()
 
     def found(self, verdict: Verdict) -> None:
         self.verdicts.labels(verdict.guard, verdict.direction, verdict.category, verdict.action, verdict.mode).inc()

@@ -318,7 +318,7 @@ class GuardStage:
         return guard, verdict, failure, perf_counter() - started
 
     def _checked(self, ctx: RequestContext, direction: Direction) -> None:
-        self.metrics.checked.labels(ctx.model, direction).inc()
+        self.metrics.count_checked(ctx.model, direction)
 
     # --- whole answers --------------------------------------------------------------------------------------
 
@@ -362,6 +362,7 @@ class GuardStage:
         parts: list[str] = []  # the whole answer, when a paced or called guard reads it
         total = 0  # characters so far
         checked = {guard.name: 0 for guard in paced}  # how far each paced guard has read
+        due_at = min((guard.every_chars for guard in paced), default=1 << 62)  # when the next paced check is due
         pending: list[tuple[Chunk, int]] = []  # arrived, not yet released: (chunk, answer length after it)
         fired: set[str] = set()  # guards that found something already (each is recorded once per answer)
         async with contextlib.aclosing(reply):
@@ -375,8 +376,9 @@ class GuardStage:
                     blocked: Outcome = None
                     if each:
                         blocked = self._run(ctx, each, seen, "output", len(text), fired=fired)
-                    if blocked is None and paced:
+                    if blocked is None and total >= due_at:  # a paced guard is due (one comparison otherwise)
                         blocked = await self._paced(ctx, paced, checked, parts, total, fired, final=False)
+                        due_at = min(checked[guard.name] + guard.every_chars for guard in paced)
                     if blocked is not None:
                         yield cut_chunk(chunk.payload, ctx.endpoint)  # what was held back never goes out
                         return
