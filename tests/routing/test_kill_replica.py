@@ -1,6 +1,7 @@
 """A replica dies mid-load (its TCP proxy resets every connection and refuses new ones) while concurrent
 clients stream and complete. With a second replica, or a fallback model, no request sees an error:
-deterministic streams cut mid-answer are resumed elsewhere (gateway/resume.py). Sampled streams cannot be
+deterministic streams cut mid-answer are resumed elsewhere (gateway/resume.py; the kill comes while a stream is
+mid-answer on the doomed replica, so at least one is). Sampled streams cannot be
 resumed (another replica would write another answer): those already cut end with an error event."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ WORDS = " ".join(f"w{i}" for i in range(10))
 TOTAL, CONCURRENCY, KILL_AFTER = 160, 16, 48
 
 
-async def one(client: httpx.AsyncClient, url: str, model: str, stream: bool, temperature: float | None) -> str:
-    """ok | cut (a 200 stream that ended with an error event) | error (anything else the client saw)."""
+async def one(client: httpx.AsyncClient, url: str, model: str, stream: bool, temperature: float | None,
+              mid_stream: Callable[[str], Awaitable[None]]) -> str:
+    """ok | cut (a 200 stream that ended with an error event) | error (anything else the client saw).
+    `mid_stream(target)` is awaited once a stream's answer has started, with the replica serving it."""
     body = {"model": model, "messages": [{"role": "user", "content": WORDS}], "stream": stream,
             "temperature": temperature}
     try:
@@ -37,7 +41,12 @@ async def one(client: httpx.AsyncClient, url: str, model: str, stream: bool, tem
             if response.status_code != 200:
                 await response.aread()
                 return f"error {response.status_code}"
-            events = [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
+            events = []
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                    if len(events) == 2:  # the role chunk and the first words are out: the answer is under way
+                        await mid_stream(response.headers.get("x-sluice-target", ""))
     except httpx.HTTPError as exc:
         return f"error {type(exc).__name__}"
     if events[-1] == "[DONE]":
@@ -55,12 +64,16 @@ async def load(gw: RunningGateway, model: str, proxy: KillableProxy, temperature
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
+        async def mid_stream(target: str) -> None:
+            """The kill comes while a stream is mid-answer on the doomed replica (so one must be resumed), once
+            KILL_AFTER requests have finished."""
+            if target == "a" and outcomes.total() >= KILL_AFTER and not killed.is_set():
+                killed.set()
+                await asyncio.to_thread(proxy.kill)  # the others keep going meanwhile
+
         async def worker() -> None:
             while (n := next(numbers)) < TOTAL:
-                outcomes[await one(client, url, model, stream=n % 2 == 0, temperature=temperature)] += 1
-                if outcomes.total() >= KILL_AFTER and not killed.is_set():
-                    killed.set()
-                    await asyncio.to_thread(proxy.kill)  # the others keep going meanwhile
+                outcomes[await one(client, url, model, n % 2 == 0, temperature, mid_stream)] += 1
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     return outcomes
