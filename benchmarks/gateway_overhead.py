@@ -1,6 +1,6 @@
 """Gateway overhead: the same load sent direct to a zero-latency upstream and through `sluice serve`.
 
-    python benchmarks/gateway_overhead.py [--rate 200] [--duration 10] [--wrk-seconds 10] [--guards]
+    python benchmarks/gateway_overhead.py [--rate 200] [--duration 10] [--wrk-seconds 10] [--guards [rules|default]]
 
 Reports, for non-streaming and streaming chat at a fixed open-loop request rate:
   - client-side latency P50/P99 direct and through the gateway, and their difference;
@@ -36,6 +36,15 @@ GUARDS = """safety:
     secrets: {type: regex, patterns: ['sk-[A-Za-z0-9]{20,}', 'AKIA[0-9A-Z]{16}', 'ghp_[A-Za-z0-9]{36}',
                                       'xox[baprs]-[A-Za-z0-9-]{10,}', '-----BEGIN (?:RSA )?PRIVATE KEY-----']}
 """
+# The guard set docs/safety.md recommends to start with: PII masked both ways, injection heuristics on prompts,
+# toxicity on prompts and answers (paced every 128 characters in streams).
+DEFAULT_GUARDS = """safety:
+  guards:
+    pii: {type: pii}
+    injection: {type: injection}
+    toxicity: {type: toxicity}
+"""
+GUARD_SETS = {"rules": ("[words, secrets]", GUARDS), "default": ("[pii, injection, toxicity]", DEFAULT_GUARDS)}
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "Say ok sixteen times."}], "max_tokens": 16}
 
 
@@ -136,9 +145,9 @@ def main() -> None:
     parser.add_argument("--modes", default="non-stream,stream", help="comma-separated: non-stream, stream")
     parser.add_argument("--log-bodies", default="redacted", choices=["full", "redacted", "none"])
     parser.add_argument("--server-args", default="", help="extra `sluice serve` options, e.g. '--loop asyncio'")
-    parser.add_argument("--guards", action="store_true",
-                        help="run the model with a keyword guard (10 words) and a regex guard (5 patterns), both "
-                             "directions (docs/safety.md)")
+    parser.add_argument("--guards", nargs="?", const="rules", choices=sorted(GUARD_SETS),
+                        help="run the model with guards (docs/safety.md): `rules`, a keyword guard (10 words) and a "
+                             "regex guard (5 patterns), both directions; `default`, pii + injection + toxicity")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
@@ -148,8 +157,9 @@ def main() -> None:
     config.write_text(
         f"store: {{url: 'sqlite:///{db}', log_bodies: {args.log_bodies}}}\n"
         f"backends:\n  zero: {{type: openai, base_url: 'http://127.0.0.1:{up_port}/v1'}}\n"
-        "models:\n  bench: {targets: [{backend: zero}]" + (", guards: [words, secrets]" if args.guards else "") + "}\n"
-        + (GUARDS if args.guards else ""))
+        "models:\n  bench: {targets: [{backend: zero}]"
+        + (f", guards: {GUARD_SETS[args.guards][0]}" if args.guards else "") + "}\n"
+        + (GUARD_SETS[args.guards][1] if args.guards else ""))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     upstream = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/zero_upstream.py"), str(up_port),
                                  str(args.chunks)], env=env)

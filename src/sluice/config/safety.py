@@ -113,7 +113,7 @@ _HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 class ToxicityGuardConfig(_GuardBase):
-    """An offline toxicity classifier (alt-profanity-check: a linear model over character n-grams, ~3 ms per
+    """An offline toxicity classifier (alt-profanity-check: TF-IDF word features into linear SVMs, ~0.06 ms per
     1 KB); the text is flagged when its probability of being abusive reaches `threshold`."""
 
     type: Literal["toxicity"]
