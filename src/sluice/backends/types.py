@@ -151,6 +151,19 @@ class Chunk:
     finish_reason: str | None = None
     buffered: bool = False
 
+    def with_text(self, text: str, endpoint: str) -> Chunk:
+        """This chunk carrying `text` instead: its first choice's delta content (chat) or text (completions)."""
+        payload: dict[str, Any] = dict(self.payload)
+        choices = [dict(choice) for choice in payload.get("choices") or ()]
+        if choices:
+            if endpoint == "chat":
+                choices[0]["delta"] = {**(choices[0].get("delta") or {}), "content": text}
+            else:
+                choices[0]["text"] = text
+        payload["choices"] = choices
+        return Chunk(payload, text=text, has_output=bool(text), usage=self.usage, finish_reason=self.finish_reason,
+                     buffered=self.buffered)
+
 
 @dataclass(slots=True)
 class Completion:

@@ -9,8 +9,6 @@ spliced in: the answer ends with an error event, as it would have without resumi
 
 from __future__ import annotations
 
-from typing import Any
-
 from sluice.backends import ChatCompletionRequest, Chunk, CompletionRequest
 from sluice.cache import qualifies
 from sluice.errors import UpstreamStreamBroken
@@ -81,20 +79,7 @@ class Resume:
         rest = seen[known:]
         if not rest and not ends:
             return None
-        return _with_text(chunk, rest, self._endpoint)
-
-
-def _with_text(chunk: Chunk, text: str, endpoint: str) -> Chunk:
-    payload: dict[str, Any] = dict(chunk.payload)
-    choices = [dict(choice) for choice in payload.get("choices") or ()]
-    if choices:
-        if endpoint == "chat":
-            choices[0]["delta"] = {**(choices[0].get("delta") or {}), "content": text}
-        else:
-            choices[0]["text"] = text
-    payload["choices"] = choices
-    return Chunk(payload, text=text, has_output=bool(text), usage=chunk.usage, finish_reason=chunk.finish_reason,
-                 buffered=chunk.buffered)
+        return chunk.with_text(rest, self._endpoint)
 
 
 def may_resume(error: BaseException, delivered: Delivered, mode: str,

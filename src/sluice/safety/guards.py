@@ -107,6 +107,13 @@ class GuardBase:
         self.directions: frozenset[Direction] = (frozenset(("input", "output")) if config.direction == "both"
                                                  else frozenset((config.direction,)))
 
+    def _called(self, config: Any) -> None:
+        """A called guard's settings (config's `_CalledGuardBase`): deadline, failure policy, when, pace."""
+        self.timeout_s: float = config.timeout_s
+        self.on_error: str = config.on_error
+        self.when: str = config.when
+        self.every_chars = config.every_chars
+
     def _verdict(self, direction: Direction, rule: str, *, category: str | None = None,
                  score: float | None = None) -> Verdict:
         return Verdict(self.name, self.layer, direction, category or self.category, self.action, self.mode, rule,

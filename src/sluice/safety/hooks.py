@@ -89,10 +89,7 @@ class CustomGuard(GuardBase):
         super().__init__(name, config)
         self.hook = load_hook(config.hook, f"safety.guards.{name}.hook")
         self.threshold = config.threshold
-        self.timeout_s = config.timeout_s
-        self.on_error = config.on_error
-        self.when = config.when
-        self.every_chars = config.every_chars
+        self._called(config)
 
     async def judge(self, text: str, direction: Direction, context: GuardContext) -> Verdict | None:
         found, score, category, rule = interpret(await call_hook(self.hook, text, direction, context.as_dict()),

@@ -238,10 +238,7 @@ class ClassifiedInjectionGuard(InjectionGuard):
         assert config.classifier is not None
         self.classifier: Callable[..., Any] = load_hook(config.classifier, f"safety.guards.{name}.classifier")
         self.threshold = config.threshold
-        self.timeout_s = config.timeout_s
-        self.on_error = config.on_error
-        self.when = config.when
-        self.every_chars = config.every_chars
+        self._called(config)
 
     async def judge(self, text: str, direction: Direction, context: GuardContext) -> Verdict | None:
         verdict = self.check(text, direction)

@@ -35,10 +35,7 @@ class LlamaGuard(GuardBase):
         self.custom = [CustomCategory(category.name, category.description) for category in config.custom_categories]
         self.threshold = config.threshold
         self.max_chars = config.max_chars
-        self.timeout_s = config.timeout_s
-        self.on_error = config.on_error
-        self.when = config.when
-        self.every_chars = config.every_chars
+        self._called(config)
         self.caller: ModelCaller | None = None  # bound by the composition root once the gateway exists
 
     def bind(self, caller: ModelCaller) -> None:

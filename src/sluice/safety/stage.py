@@ -466,24 +466,11 @@ def _masked_release(out: list[tuple[Chunk, int]], rest: list[tuple[Chunk, int]],
             if chunk.text:
                 if not masked and chunk.finish_reason is None and chunk.usage is None:
                     continue  # its text went out in an earlier chunk of this run
-                chunk = _retext(chunk, masked, endpoint)
+                chunk = chunk.with_text(masked, endpoint)
                 masked = ""
             released.append((chunk, end))
         return released, out[count:] + rest
     return [], out + rest
-
-
-def _retext(chunk: Chunk, text: str, endpoint: str) -> Chunk:
-    """The chunk carrying `text` instead (first choice)."""
-    payload = dict(chunk.payload)
-    choices = [dict(choice) for choice in payload.get("choices") or ()]
-    if choices:
-        if endpoint == "chat":
-            choices[0]["delta"] = {**(choices[0].get("delta") or {}), "content": text}
-        else:
-            choices[0]["text"] = text
-        payload["choices"] = choices
-    return Chunk(payload, text, chunk.has_output, chunk.usage, chunk.finish_reason, chunk.buffered)
 
 
 def _refuse(outcome: Outcome) -> None:
