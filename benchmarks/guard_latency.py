@@ -20,7 +20,7 @@ import time
 from sluice.backends import Chunk
 from sluice.config import KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
 from sluice.safety import KeywordGuard, PIIGuard, RegexGuard, SafetyMetrics
-from sluice.safety.stage import GuardStage
+from sluice.safety.stage import GuardStage, answer_rewrite
 
 PROSE = ("The committee reviewed the quarterly report and noted that shipping times improved in most regions, "
          "while costs in the northern warehouses rose because of higher energy prices. Several members asked "
@@ -123,7 +123,8 @@ def streaming(rounds: int, guards: list, title: str) -> None:  # type: ignore[ty
         first_at = 0
         for _ in range(rounds):
             started = time.process_time()
-            reply = stage._stream(_Ctx(), source(), stage.plan) if guarded else source()  # type: ignore[arg-type]
+            rewrite = answer_rewrite(stage.plan.mask_out, None)
+            reply = stage._stream(_Ctx(), source(), stage.plan, rewrite) if guarded else source()  # type: ignore
             seen = 0
             first_at = 0
             async for _ in reply:

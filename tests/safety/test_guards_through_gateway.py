@@ -180,3 +180,21 @@ def test_a_request_can_add_defined_guards_by_name_but_not_unknown_ones(upstream:
     assert unknown.json()["error"] == {
         "message": "Unknown guard `strictest` in the `x-sluice-guards` header; defined guards: pii, strict.",
         "type": "invalid_request_error", "param": "x-sluice-guards", "code": "unknown_guard"}
+
+
+def test_unmask_puts_the_prompts_own_values_back_in_the_answer_whole_and_streamed(
+        upstream: tuple[OpenAIUpstream, str], tmp_path: Path) -> None:
+    fake, url = upstream
+    guards = {"pii": {"type": "pii", "unmask": True, "direction": "input"}}
+    prompt = "write to jane.doe@example.com and bob@example.org then jane.doe@example.com again"
+    with run_gateway(config(url, tmp_path / "log.db", guards, ["pii"], hold_back_chars=4)) as gw:
+        fake.reset()
+        whole = chat(gw, prompt)
+        streamed = httpx.post(gw.url + "/v1/chat/completions", json={
+            "model": "m", "messages": [{"role": "user", "content": prompt}], "stream": True})
+        sent = [request.body["messages"][0]["content"] for request in fake.requests]
+    assert sent == ["write to [EMAIL_1] and [EMAIL_2] then [EMAIL_1] again"] * 2  # numbered, never the values
+    assert whole.json()["choices"][0]["message"]["content"] == prompt  # the echo, with the values put back
+    text = "".join(choice["delta"].get("content") or "" for event in stream_events(streamed)[:-1]
+                   for choice in event.get("choices", []))
+    assert text == prompt

@@ -14,6 +14,7 @@ from sluice.backends import Chunk
 from sluice.config import GuardPolicy, parse_config
 from sluice.errors import ConfigError, Forbidden, InvalidRequest
 from sluice.safety import GuardStage, SafetyMetrics, build_guard
+from sluice.safety.stage import answer_rewrite
 from tests.safety.test_guards import _Ctx
 
 
@@ -114,7 +115,7 @@ def test_a_streamed_answer_is_masked_and_a_card_split_across_chunks_never_leaks_
         yield Chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, finish_reason="stop")
 
     async def read() -> list[Chunk]:
-        return [chunk async for chunk in s._stream(ctx, source(), s.plan)]
+        return [chunk async for chunk in s._stream(ctx, source(), s.plan, answer_rewrite(s.plan.mask_out, None))]
 
     out = asyncio.run(read())
     assert "".join(chunk.text for chunk in out) == "pay with [CARD] today, or mail [EMAIL] ok"
@@ -138,3 +139,23 @@ def test_the_direct_toxicity_scores_equal_the_packages_own_on_every_shipped_text
     assert direct is not predict_prob  # the shipped model has the expected form, so the direct path is taken
     assert max(abs(float(direct([text])[0]) - float(reference))
                for text, reference in zip(texts, predict_prob(texts), strict=True)) < 1e-12
+
+
+def test_a_placeholder_split_across_chunks_is_put_back_whole() -> None:
+    pii = guard("pii", type="pii", direction="input", unmask=True)
+    vault: dict[str, str] = {}
+    assert pii.mask_numbered("mail jane@x.io or bob@y.io", vault) == "mail [EMAIL_1] or [EMAIL_2]"
+    s = GuardStage([pii], {"pii": pii}, SafetyMetrics(CollectorRegistry()), window_chars=512, hold_back_chars=2)
+    ctx: Any = _Ctx()
+    texts = ["Writing to [EMA", "IL_2", "] and [EMAIL_", "1], not [EMAIL_7", "]."]
+
+    async def source():  # type: ignore[no-untyped-def]
+        for text in texts:
+            yield Chunk({"choices": [{"index": 0, "delta": {"content": text}}]}, text=text, has_output=True)
+
+    async def read() -> list[Chunk]:
+        return [chunk async for chunk in s._stream(ctx, source(), s.plan, answer_rewrite([], vault))]
+
+    out = asyncio.run(read())
+    assert "".join(chunk.text for chunk in out) == "Writing to bob@y.io and jane@x.io, not [EMAIL_7]."
+    assert not any("[EMA" in chunk.text and "[EMAIL_7]" not in chunk.text for chunk in out)  # never half a one

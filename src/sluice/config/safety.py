@@ -86,6 +86,10 @@ class PIIGuardConfig(_GuardBase):
     entities: list[str] = []
     min_score: float = Field(0.5, ge=0, le=1)  # presidio's own confidence at which a finding counts
     every_chars: int = Field(128, ge=0, le=65536)  # streamed answers: check each time this much arrived (0: each chunk)
+    # Masking a prompt with numbered placeholders ([EMAIL_1], [PHONE_2]) and putting the values back where the
+    # answer uses them: the upstream never sees them, the user gets a readable answer
+    # (docs/safety.md#pii-putting-the-prompts-values-back).
+    unmask: bool = False
 
 
 class _CalledGuardBase(_GuardBase):

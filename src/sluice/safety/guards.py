@@ -246,6 +246,7 @@ class PIIGuard(GuardBase):
         # Streamed answers: checked each `every_chars` of new text (text is held until checked, and masking is
         # done on what leaves whatever the pace), not at every chunk.
         self.every_chars = config.every_chars
+        self.unmask = config.unmask
 
     def check(self, text: str, direction: Direction) -> Verdict | None:
         masked = redact(text)
@@ -261,6 +262,53 @@ class PIIGuard(GuardBase):
         masked = redact(text)
         return self.presidio.mask(masked) if self.presidio is not None else masked
 
+    def mask_numbered(self, text: str, vault: dict[str, str]) -> str:
+        """`mask`, with each value's placeholder numbered (`[EMAIL_1]`; the same value keeps its number across
+        calls) and recorded in `vault` (placeholder -> value). A value whose exact span cannot be told (it does
+        not mask to its placeholder on its own) keeps the plain placeholder: it is never put back."""
+        masked = self.mask(text)
+        if masked == text or _PLACEHOLDER.search(text):  # a text that already holds placeholders stays plain
+            return masked
+        parts = _PLACEHOLDER.split(masked)  # literal, kind, literal, kind, ..., literal
+        out, position = [parts[0]], len(parts[0])
+        numbers = {value: placeholder for placeholder, value in vault.items()}
+        for index in range(1, len(parts), 2):
+            kind, literal = parts[index], parts[index + 1]
+            plain = f"[{kind}]"
+            end = self._value_end(text, position, literal, plain, last=index + 2 >= len(parts))
+            value = text[position:end]
+            placeholder = plain
+            if self.mask(value) == plain:  # exactly this value, and nothing of its surroundings
+                placeholder = numbers.get(value) or f"[{kind}_{sum(p.startswith(f'[{kind}_') for p in vault) + 1}]"
+                vault[placeholder], numbers[value] = value, placeholder
+            out += (placeholder, literal)
+            position = end + len(literal)
+        return "".join(out)
+
+    def _value_end(self, text: str, start: int, literal: str, plain: str, *, last: bool) -> int:
+        """Where the value that became `plain` ends: the first place the following literal text can start at
+        such that the value alone masks to `plain` (else the first place it can start at all)."""
+        if last:
+            return len(text) - len(literal)
+        limit = min(len(text), start + 512)
+        ends = [index for index in range(start + 1, limit + 1) if text.startswith(literal, index)] if literal \
+            else list(range(start + 1, limit + 1))
+        for end in ends:
+            if self.mask(text[start:end]) == plain:
+                return end
+        return ends[0] if ends else len(text)
+
+
+_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*[A-Z])\]")  # [EMAIL], [US_SSN]: what masking writes
+_NUMBERED = re.compile(r"\[[A-Z][A-Z_]*_\d+\]")  # [EMAIL_1]: what numbered masking writes
+
+
+def unmask(text: str, vault: dict[str, str]) -> str:
+    """Put back the values a numbered masking replaced (placeholders not in `vault` stay as they are)."""
+    if "[" not in text:
+        return text
+    return _NUMBERED.sub(lambda match: vault.get(match.group(), match.group()), text)
+
 
 __all__ = ["CalledGuard", "Direction", "Guard", "GuardBase", "GuardContext", "GuardFailed", "KeywordGuard", "PIIGuard",
-           "RegexGuard", "Verdict"]
+           "RegexGuard", "Verdict", "unmask"]

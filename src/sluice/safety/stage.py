@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from sluice.backends import ChatCompletionRequest, Chunk, Completion, Whole
 from sluice.config import GuardPolicy
 from sluice.errors import BackendNotReady, Forbidden, InvalidRequest
 from sluice.safety.build import is_called
-from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict
+from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict, unmask
 from sluice.safety.metrics import SafetyMetrics
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class GuardStage:
         if not plan.header:
             return await next(call)
         call.set_header(GUARDS_HEADER, plan.header)
+        vault: dict[str, str] | None = None  # numbered placeholders -> the prompt's values (pii `unmask`)
         waiting: asyncio.Future[Outcome] | None = None  # `during` guards: the answer waits for them
         trailing: asyncio.Future[Outcome] | None = None  # monitor-mode called guards: recorded, never waited for
         if plan.inputs:
@@ -156,7 +158,8 @@ class GuardStage:
             if blocked is not None:
                 raise ContentFiltered(blocked)
             if masks:  # what goes upstream (and into the cache key, and to called guards) is the masked prompt
-                mask_prompt(call.request, ctx.raw_body, masks)  # type: ignore[arg-type]
+                vault = {} if any(getattr(guard, "unmask", False) for guard in masks) else None
+                mask_prompt(call.request, ctx.raw_body, _input_masking(masks, vault))  # type: ignore[arg-type]
                 text = prompt_text(call.request)  # type: ignore[arg-type]
             if plan.before:
                 _refuse(await self._judge(ctx, plan.before, text, "input"))
@@ -171,13 +174,14 @@ class GuardStage:
             raise
         if waiting is not None or trailing is not None:
             reply = _after_input(reply, waiting, trailing)
-        if not plan.outputs:
+        if not plan.outputs and not vault:
             return reply
+        rewrite = answer_rewrite(plan.mask_out, vault)
         if ctx.stream:
-            return self._stream(ctx, reply, plan)
+            return self._stream(ctx, reply, plan, rewrite)
         if type(reply) is Whole and not plan.called_out and not plan.monitor_out:
-            return self._whole(ctx, reply, plan.each_out + plan.strided_out)  # type: ignore[arg-type, return-value]
-        return self._wrapped_whole(ctx, reply, plan)
+            return self._whole(ctx, reply, plan.each_out + plan.strided_out, rewrite)  # type: ignore[arg-type]
+        return self._wrapped_whole(ctx, reply, plan, rewrite)
 
     # --- which guards ---------------------------------------------------------------------------------------
 
@@ -322,42 +326,45 @@ class GuardStage:
 
     # --- whole answers --------------------------------------------------------------------------------------
 
-    def _whole(self, ctx: RequestContext, reply: Whole, outputs: list[Guard]) -> Whole:
+    def _whole(self, ctx: RequestContext, reply: Whole, outputs: list[Guard], rewrite: Rewrite | None) -> Whole:
+        """A whole answer: checked once; masked (and the prompt's values put back) if it passes."""
         answer = reply.answer
         assert isinstance(answer, Completion)
-        self._checked(ctx, "output")
-        masks: list[Guard] = []
-        if self._run(ctx, outputs, answer_text(answer.payload, ctx.endpoint), "output", masks=masks) is None:
-            return Whole(masked_answer(answer, ctx.endpoint, masks)) if masks else reply
-        return Whole(filtered(answer, ctx.endpoint))
+        if outputs:
+            self._checked(ctx, "output")
+            if self._run(ctx, outputs, answer_text(answer.payload, ctx.endpoint), "output") is not None:
+                return Whole(filtered(answer, ctx.endpoint))
+        return Whole(rewritten_answer(answer, ctx.endpoint, rewrite)) if rewrite is not None else reply
 
-    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, plan: _Plan) -> Reply:
+    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, plan: _Plan, rewrite: Rewrite | None) -> Reply:
         async with contextlib.aclosing(reply):
             async for chunk in reply:
-                whole = self._whole(ctx, Whole(Completion.of_chunk(chunk)), plan.each_out + plan.strided_out)
-                answer = whole.answer
-                assert isinstance(answer, Completion)
-                if answer.finish_reason != CONTENT_FILTER and (plan.called_out or plan.monitor_out):
-                    text = answer_text(answer.payload, ctx.endpoint)
+                answer = Completion.of_chunk(chunk)
+                checked = self._whole(ctx, Whole(answer), plan.each_out + plan.strided_out, None).answer
+                assert isinstance(checked, Completion)
+                if checked.finish_reason != CONTENT_FILTER and (plan.called_out or plan.monitor_out):
+                    text = answer_text(_masked_answer(answer, ctx.endpoint, plan.mask_out).payload, ctx.endpoint)
                     monitors = self._judge(ctx, plan.monitor_out, text, "output")
                     outcome, _ = await asyncio.gather(self._judge(ctx, plan.called_out, text, "output"), monitors)
                     if outcome is not None:
-                        answer = filtered(answer, ctx.endpoint)
-                yield answer.as_chunk()
+                        checked = filtered(answer, ctx.endpoint)
+                if checked.finish_reason != CONTENT_FILTER and rewrite is not None:
+                    checked = rewritten_answer(answer, ctx.endpoint, rewrite)
+                yield checked.as_chunk()
 
     # --- streams --------------------------------------------------------------------------------------------
 
-    async def _stream(self, ctx: RequestContext, reply: Reply, plan: _Plan) -> Reply:
+    async def _stream(self, ctx: RequestContext, reply: Reply, plan: _Plan, rewrite: Rewrite | None = None) -> Reply:
         """Check the answer as it streams: cheap guards at every chunk on the last `window` characters, costlier
         ones each `every_chars` of new text; text is released only once every enforcing guard has checked it and
         it is `hold_back` characters behind the newest (a match split across chunks is caught before it leaves)."""
-        self._checked(ctx, "output")
+        if plan.outputs:
+            self._checked(ctx, "output")
         window, hold_back = self.window, self.hold_back
         each, strided, called = plan.each_out, plan.strided_out, plan.called_out
         paced: list[Any] = [*strided, *called]  # guards that check every `every_chars`
         holding = [guard for guard in paced if guard.mode == "enforce"]  # ... and hold text until they have
         keep = bool(paced or plan.monitor_out)
-        masks = plan.mask_out  # PII guards that mask: what leaves is masked (their verdicts are recorded as usual)
         seen = ""  # the end of the answer so far, at most `window` characters
         parts: list[str] = []  # the whole answer, when a paced or called guard reads it
         total = 0  # characters so far
@@ -389,8 +396,8 @@ class GuardStage:
                     released += 1
                 if released:
                     out, pending = pending[:released], pending[released:]
-                    if masks:  # masked text only; never a prefix that splits what the whole would mask
-                        out, pending = _masked_release(out, pending, masks, ctx.endpoint)
+                    if rewrite is not None:  # masked text only; never a prefix that splits what the whole would mask
+                        out, pending = _rewritten_release(out, pending, rewrite, ctx.endpoint)
                     for index, (early, _) in enumerate(out):
                         if index < len(out) - 1:
                             early.buffered = True  # released together: one write
@@ -402,8 +409,8 @@ class GuardStage:
             if outcome is not None:
                 yield cut_chunk(pending[-1][0].payload if pending else {}, ctx.endpoint)
                 return
-        if masks and pending:
-            pending, _ = _masked_release(pending, [], masks, ctx.endpoint)
+        if rewrite is not None and pending:
+            pending, _ = _rewritten_release(pending, [], rewrite, ctx.endpoint)
         for index, (chunk, _) in enumerate(pending):  # everything was checked
             if index < len(pending) - 1:
                 chunk.buffered = True
@@ -447,16 +454,42 @@ async def _after_input(reply: Reply, waiting: asyncio.Future[Outcome] | None,
         _cancel(waiting, trailing)
 
 
-def _masked_release(out: list[tuple[Chunk, int]], rest: list[tuple[Chunk, int]], masks: list[Guard],
-                    endpoint: str) -> tuple[list[tuple[Chunk, int]], list[tuple[Chunk, int]]]:
-    """Of the chunks due for release (`out`), the longest run whose text masks the same alone as it does followed
-    by everything after it (so a card number split across the cut is never half sent), with that text masked;
-    the rest stays pending."""
+_OPEN_PLACEHOLDER = re.compile(r"\[[A-Z_0-9]{0,40}$")
+Rewrite = Callable[[str], str]  # what an answer's text becomes before it leaves: masked, the prompt's values put back
+
+
+def answer_rewrite(masks: list[Guard], vault: dict[str, str] | None) -> Rewrite | None:
+    """What an answer's text goes through before it leaves: masking by `masks`, then the prompt's values put back
+    where the answer uses their numbered placeholders (`vault`); None when neither applies."""
+    if not masks and not vault:
+        return None
+    if not vault:
+        return lambda text: _masked(text, masks)
+    return lambda text: unmask(_masked(text, masks), vault)  # new PII masked; the prompt's own put back
+
+
+def _input_masking(masks: list[Guard], vault: dict[str, str] | None) -> Rewrite:
+    """The prompt's masking: the first guard that unmasks numbers its placeholders into `vault`."""
+    numbering = next((guard for guard in masks if getattr(guard, "unmask", False)), None) if vault is not None \
+        else None
+    if numbering is None:
+        return lambda text: _masked(text, masks)
+    others = [guard for guard in masks if guard is not numbering]
+    return lambda text: _masked(numbering.mask_numbered(text, vault), others)  # type: ignore[attr-defined]
+
+
+def _rewritten_release(out: list[tuple[Chunk, int]], rest: list[tuple[Chunk, int]], rewrite: Rewrite,
+                       endpoint: str) -> tuple[list[tuple[Chunk, int]], list[tuple[Chunk, int]]]:
+    """Of the chunks due for release (`out`), the longest run whose text rewrites the same alone as it does
+    followed by everything after it (so a card number, or a placeholder to put a value back in, split across the
+    cut is never half sent), with that text rewritten; the rest stays pending."""
     texts = [chunk.text for chunk, _ in out]
-    whole = _masked("".join(texts) + "".join(chunk.text for chunk, _ in rest), masks)
+    whole = rewrite("".join(texts) + "".join(chunk.text for chunk, _ in rest))
     for count in range(len(out), 0, -1):
         prefix = "".join(texts[:count])
-        masked = _masked(prefix, masks)
+        if _OPEN_PLACEHOLDER.search(prefix):
+            continue  # it may end in half a placeholder (`[EMAIL_`): wait for the rest, however short the hold-back
+        masked = rewrite(prefix)
         if not whole.startswith(masked):
             continue
         if masked == prefix:
@@ -530,14 +563,20 @@ def _masked(text: str, masks: list[Guard]) -> str:
     return text
 
 
-def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, masks: list[Guard]) -> None:
+def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, masking: Rewrite) -> None:
     """Mask the users' messages (or the prompt) in the request and in the body forwarded upstream, in place."""
+    done: dict[str, str] = {}  # the request and the forwarded body hold the same texts: each is masked once
+
+    def masked(text: str) -> str:
+        if text not in done:
+            done[text] = masking(text)
+        return done[text]
 
     def content(value: Any) -> Any:
         if isinstance(value, str):
-            return _masked(value, masks)
+            return masked(value)
         if isinstance(value, list):
-            return [{**part, "text": _masked(part["text"], masks)}
+            return [{**part, "text": masked(part["text"])}
                     if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
                     else part for part in value]
         return value
@@ -556,19 +595,23 @@ def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, mas
         raw_body["prompt"] = content(raw_body["prompt"])
 
 
-def masked_answer(answer: Completion, endpoint: str, masks: list[Guard]) -> Completion:
-    """The answer with every choice's text masked (usage and everything else kept)."""
+def rewritten_answer(answer: Completion, endpoint: str, rewrite: Rewrite) -> Completion:
+    """The answer with every choice's text rewritten (usage and everything else kept)."""
     payload = dict(answer.payload)
     choices = []
     for choice in payload.get("choices") or ():
         choice = dict(choice)
         if endpoint == "chat" and isinstance((choice.get("message") or {}).get("content"), str):
-            choice["message"] = {**choice["message"], "content": _masked(choice["message"]["content"], masks)}
+            choice["message"] = {**choice["message"], "content": rewrite(choice["message"]["content"])}
         elif endpoint != "chat" and isinstance(choice.get("text"), str):
-            choice["text"] = _masked(choice["text"], masks)
+            choice["text"] = rewrite(choice["text"])
         choices.append(choice)
     payload["choices"] = choices
-    return Completion(payload, _masked(answer.text, masks), answer.usage, answer.finish_reason)
+    return Completion(payload, rewrite(answer.text), answer.usage, answer.finish_reason)
+
+
+def _masked_answer(answer: Completion, endpoint: str, masks: list[Guard]) -> Completion:
+    return rewritten_answer(answer, endpoint, lambda text: _masked(text, masks)) if masks else answer
 
 
 def answer_text(payload: dict[str, Any], endpoint: str) -> str:
@@ -611,4 +654,5 @@ def cut_chunk(like: dict[str, Any], endpoint: str) -> Chunk:
 
 
 __all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "GUARD_CALL", "ContentFiltered", "Failure", "GuardStage",
-           "GuardUnavailable", "answer_text", "cut_chunk", "filtered", "prompt_text"]
+           "GuardUnavailable", "Rewrite", "answer_rewrite", "answer_text", "cut_chunk", "filtered", "prompt_text",
+           "rewritten_answer"]
