@@ -135,3 +135,15 @@ def test_version_prints_the_package_version() -> None:
 
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == __version__
+
+
+def test_validate_exits_2_for_a_guard_hook_that_does_not_import(tmp_path: Path) -> None:
+    file = write(tmp_path, GOOD + "safety:\n  guards:\n    mine: {type: custom, hook: 'no_such_module_here:check'}\n"
+                 "    inj: {type: injection, classifier: 'tests.safety.hooks_for_tests:missing'}\n")
+
+    result = runner.invoke(app, ["config", "validate", str(file)], env=WIDE)
+
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "safety.guards.mine.hook: cannot import module 'no_such_module_here'" in message
+    assert "safety.guards.inj.classifier: module 'tests.safety.hooks_for_tests' has no attribute 'missing'" in message

@@ -1,6 +1,7 @@
 """Start-up checks: what the config models (pure data) cannot know without running code — whether vLLM would
-start a simulated backend, whether a router's classifier imports. The composition root (`api/wiring.py`),
-`sluice serve` and `sluice config validate` run them, so all reject the same files, naming the bad key path."""
+start a simulated backend, whether a router's classifier or a guard's hook imports. The composition root
+(`sluice.compose`), `sluice serve` and `sluice config validate` run them, so all reject the same files, naming
+the bad key path."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sluice.config import SimBackendConfig, SluiceConfig
 from sluice.errors import ConfigError
 from sluice.plan import PlanError, startable_deployment
 from sluice.routing import load_classifier
+from sluice.safety import load_hook
 
 Problem = tuple[str, str]  # (key path, message)
 
@@ -26,6 +28,15 @@ def startup_problems(config: SluiceConfig) -> list[Problem]:
             load_classifier(model.router.classifier)  # user code (`module:attr`): imported here, not in config
         except ValueError as exc:
             problems.append((f"models.{name}.router.classifier", str(exc)))
+    for name, guard in config.safety.guards.items():
+        for field in ("hook", "classifier"):  # custom guards, injection classifiers: user code, imported here
+            path = getattr(guard, field, None)
+            if path is not None:
+                where = f"safety.guards.{name}.{field}"
+                try:
+                    load_hook(path, where)
+                except ValueError as exc:
+                    problems.append((where, str(exc).removeprefix(f"{where}: ")))
     return problems
 
 

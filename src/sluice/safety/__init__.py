@@ -19,6 +19,7 @@ from sluice.safety.guards import (
     RegexGuard,
     Verdict,
 )
+from sluice.safety.hooks import load_hook
 from sluice.safety.llama_guard import LlamaGuard, ModelCaller
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.normalize import normalise
@@ -76,6 +77,7 @@ __all__ = [
     "evaluate_gateway",
     "is_called",
     "load_examples",
+    "load_hook",
     "normalise",
     "parse_condition",
     "safety_report",
