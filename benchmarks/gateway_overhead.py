@@ -37,7 +37,7 @@ GUARDS = """safety:
                                       'xox[baprs]-[A-Za-z0-9-]{10,}', '-----BEGIN (?:RSA )?PRIVATE KEY-----']}
 """
 # The guard set docs/safety.md recommends to start with: PII masked both ways, injection heuristics on prompts,
-# toxicity on prompts and answers (paced every 128 characters in streams).
+# toxicity on prompts and answers (every 64 characters in streams).
 DEFAULT_GUARDS = """safety:
   guards:
     pii: {type: pii}

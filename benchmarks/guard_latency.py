@@ -155,7 +155,7 @@ def main() -> None:
     paced = parse_config({"safety": {"guards": {"tox": {"type": "toxicity", "direction": "output"},
                                                 "pii": {"type": "pii", "direction": "output"}}}}).safety.guards
     streaming(5, [build_guard(name, config) for name, config in paced.items()],
-              "toxicity + pii masking, each every 128 characters")
+              "toxicity every 64 characters + pii masking every chunk")
     print("the first chunk reaches the client once 64 characters are held behind it (16 chunks of 4 characters "
           "here): TTFT grows by the time the upstream takes for those tokens; ITL after that is unchanged")
 

@@ -243,8 +243,8 @@ class PIIGuard(GuardBase):
     def __init__(self, name: str, config: PIIGuardConfig, presidio: Any = None) -> None:
         super().__init__(name, config)
         self.presidio = presidio  # a PresidioDetector (presidio.py) when `presidio: true`
-        # Streamed answers: checked each `every_chars` of new text (text is held until checked, and masking is
-        # done on what leaves whatever the pace), not at every chunk.
+        # Streamed answers: at every chunk (0) or each `every_chars` of new text (text is held until checked;
+        # masking is done on what leaves whatever the pace).
         self.every_chars = config.every_chars
         self.unmask = config.unmask
 
