@@ -364,6 +364,10 @@ class GuardStage:
         each, strided, called = plan.each_out, plan.strided_out, plan.called_out
         paced: list[Any] = [*strided, *called]  # guards that check every `every_chars`
         holding = [guard for guard in paced if guard.mode == "enforce"]  # ... and hold text until they have
+        # A matcher (pii) must also see `hold_back` characters past what leaves, as the rule guards do (a match
+        # split at its last check); a judging guard (a classifier, a model) only needs to have read it.
+        matchers = [guard.name for guard in holding if guard.layer == "pii"]
+        judges = [guard.name for guard in holding if guard.layer != "pii"]
         keep = bool(paced or plan.monitor_out)
         seen = ""  # the end of the answer so far, at most `window` characters
         parts: list[str] = []  # the whole answer, when a paced or called guard reads it
@@ -390,7 +394,9 @@ class GuardStage:
                         yield cut_chunk(chunk.payload, ctx.endpoint)  # what was held back never goes out
                         return
                 pending.append((chunk, total))
-                safe = min((checked[guard.name] for guard in holding), default=total) - hold_back
+                safe = min([total, *(checked[name] for name in matchers)]) - hold_back
+                if judges:
+                    safe = min([safe, *(checked[name] for name in judges)])
                 released = 0
                 while released < len(pending) and pending[released][1] <= safe:
                     released += 1
