@@ -180,7 +180,7 @@ class GuardStage:
         if ctx.stream:
             return self._stream(ctx, reply, plan, rewrite)
         if type(reply) is Whole and not plan.called_out and not plan.monitor_out:
-            return self._whole(ctx, reply, plan.each_out + plan.strided_out, rewrite)  # type: ignore[arg-type]
+            return self._whole(ctx, reply, plan.each_out + plan.strided_out, vault)  # type: ignore[arg-type]
         return self._wrapped_whole(ctx, reply, plan, rewrite)
 
     # --- which guards ---------------------------------------------------------------------------------------
@@ -326,21 +326,24 @@ class GuardStage:
 
     # --- whole answers --------------------------------------------------------------------------------------
 
-    def _whole(self, ctx: RequestContext, reply: Whole, outputs: list[Guard], rewrite: Rewrite | None) -> Whole:
+    def _whole(self, ctx: RequestContext, reply: Whole, outputs: list[Guard],
+               vault: dict[str, str] | None = None) -> Whole:
         """A whole answer: checked once; masked (and the prompt's values put back) if it passes."""
         answer = reply.answer
         assert isinstance(answer, Completion)
+        found: list[Guard] = []  # the masking guards that found something: only they have anything to mask
         if outputs:
             self._checked(ctx, "output")
-            if self._run(ctx, outputs, answer_text(answer.payload, ctx.endpoint), "output") is not None:
+            if self._run(ctx, outputs, answer_text(answer.payload, ctx.endpoint), "output", masks=found) is not None:
                 return Whole(filtered(answer, ctx.endpoint))
+        rewrite = answer_rewrite(found, vault)
         return Whole(rewritten_answer(answer, ctx.endpoint, rewrite)) if rewrite is not None else reply
 
     async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, plan: _Plan, rewrite: Rewrite | None) -> Reply:
         async with contextlib.aclosing(reply):
             async for chunk in reply:
                 answer = Completion.of_chunk(chunk)
-                checked = self._whole(ctx, Whole(answer), plan.each_out + plan.strided_out, None).answer
+                checked = self._whole(ctx, Whole(answer), plan.each_out + plan.strided_out).answer
                 assert isinstance(checked, Completion)
                 if checked.finish_reason != CONTENT_FILTER and (plan.called_out or plan.monitor_out):
                     text = answer_text(_masked_answer(answer, ctx.endpoint, plan.mask_out).payload, ctx.endpoint)
