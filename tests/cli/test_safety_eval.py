@@ -98,6 +98,8 @@ def test_through_a_running_gateway_the_first_guard_to_block_is_the_layer(
     assert body["mode"] == "gateway"
     assert (body["overall"]["blocked"], body["overall"]["over_refused"]) == (3, 1)
     assert {layer["guard"]: layer["blocked"] for layer in body["layers"]} == {"weapons": 2, "secrets": 1}
+    weapons = next(layer for layer in body["layers"] if layer["guard"] == "weapons")
+    assert weapons["block_rate_by_kind"] == {"harm": {"blocked": 2, "of": 4, "rate": 0.5}}  # of all harmful ones
     assert body["overall"]["p50_ms"] is not None  # the guards' time, from Server-Timing
 
 

@@ -238,7 +238,10 @@ async def evaluate_gateway(url: str, model: str, examples: Sequence[Example], *,
         async with semaphore:
             body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": example.text}]}
             async with session.post(url.rstrip("/") + "/v1/chat/completions", json=body, headers=headers) as answer:
-                payload = await answer.json(content_type=None)
+                try:
+                    payload = await answer.json(content_type=None)
+                except ValueError:  # not JSON: a proxy's error page, say
+                    payload = (await answer.text())[:200]
                 timing = _SERVER_TIMING.search(answer.headers.get("server-timing", ""))
                 error = (payload or {}).get("error") or {} if isinstance(payload, dict) else {}
                 if answer.status == 400 and error.get("code") == "content_filter":
@@ -268,6 +271,8 @@ async def evaluate_gateway(url: str, model: str, examples: Sequence[Example], *,
             tally.add(example, True)
     for tally in layers.values():  # a layer's share: of all examples (it blocked those no earlier layer did)
         tally.harmful, tally.benign = overall.harmful, overall.benign
+        tally.caught_by_kind = {kind: [tally.caught_by_kind.get(kind, [0, 0])[0], total]
+                                for kind, (_, total) in overall.caught_by_kind.items()}
     return EvalResult("gateway", model, sorted(layers.values(), key=lambda t: t.name), overall)
 
 
