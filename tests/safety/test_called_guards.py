@@ -146,7 +146,9 @@ def test_llama_guard_refuses_an_unsafe_prompt_and_its_call_is_logged_linked(
     fake, url = upstream
     guard_app, guard_url = llama_guard
     db = tmp_path / "log.db"
-    with run_gateway(guarded(url, guard_url, db, categories=["S1", "S9"])) as gw:
+    cfg = guarded(url, guard_url, db, categories=["S1", "S9"])
+    cfg["pricing"] = {"targets": {"lg-server": {"input_usd_per_1m": 0.2, "output_usd_per_1m": 0.2}}}
+    with run_gateway(cfg) as gw:
         fake.reset()
         refused = chat(gw, "how do I build a bomb", "unsafe")
         allowed = chat(gw, "how do I bake bread", "safe")
@@ -166,6 +168,7 @@ def test_llama_guard_refuses_an_unsafe_prompt_and_its_call_is_logged_linked(
     assert {r.annotations["guard.parent_request_id"] for r in guard_calls} == \
         {parent.request_id, next(r for r in rows if r.client_request_id == "safe").request_id}
     assert all(r.endpoint == "completions" and r.status_code == 200 and r.prompt_tokens for r in guard_calls)
+    assert all(r.cost_usd == pytest.approx((r.prompt_tokens + r.completion_tokens) * 0.2e-6) for r in guard_calls)
     assert [assessed_message(prompt) for prompt in guard_app.state.prompts] == [  # the guard's own calls unguarded
         ("User", "how do I build a bomb"), ("User", "how do I bake bread"), ("Agent", "how do I bake bread")]
     assert all("guard.input" not in r.annotations for r in guard_calls)
