@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import numbers
 import re
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +56,7 @@ def interpret(result: Any, threshold: float) -> tuple[bool, float | None, str | 
         return False, None, None, None
     if result is True:
         return True, None, None, None
-    if isinstance(result, int | float):
+    if isinstance(result, numbers.Real):  # numpy's floats too
         return (*_scored(float(result), threshold), None, None)
     if isinstance(result, dict):
         category, rule = result.get("category"), result.get("rule")
@@ -67,7 +68,7 @@ def interpret(result: Any, threshold: float) -> tuple[bool, float | None, str | 
         if isinstance(result.get("flagged"), bool) and "score" not in result:
             return result["flagged"], None, category, rule
         score = result.get("score")
-        if isinstance(score, int | float) and not isinstance(score, bool):
+        if isinstance(score, numbers.Real) and not isinstance(score, bool):
             return (*_scored(float(score), threshold), category, rule)
         raise GuardFailed("the hook's dict needs a numeric `score` or a boolean `flagged`")
     raise GuardFailed(f"the hook returned a {type(result).__name__}; expected None, a bool, a score or a dict")
