@@ -19,6 +19,7 @@ from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, SluiceError, Unauthorized
 from sluice.gateway import Call, RequestContext
 from sluice.records import client_request_id, new_request_id
+from sluice.structured import check_response_format
 
 DEBUG_HEADER = "x-sluice-debug"  # `timing`: the answer carries a Server-Timing header with each stage's time
 _MODELS: dict[Endpoint, type[BaseModel]] = {
@@ -117,6 +118,12 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
             body = _MODELS[endpoint].model_validate(data)
         except ValidationError as exc:
             raise validation_error(exc) from None
+        if "response_format" in data:  # checked here, before any stage or upstream sees the request
+            if endpoint == "embeddings":
+                raise InvalidRequest("response_format is not accepted on /v1/embeddings.", param="response_format",
+                                     code="invalid_response_format")
+            if data["response_format"] is not None:
+                check_response_format(data["response_format"])
     except SluiceError as error:
         ctx.fail(error)
         state.recorder.record(ctx)
