@@ -20,7 +20,8 @@ import time
 from sluice.backends import Chunk
 from sluice.config import KeywordGuardConfig, PIIGuardConfig, RegexGuardConfig
 from sluice.safety import KeywordGuard, PIIGuard, RegexGuard, SafetyMetrics
-from sluice.safety.stage import GuardStage, answer_rewrite
+from sluice.safety.payloads import answer_rewrite
+from sluice.safety.stage import GuardStage
 
 PROSE = ("The committee reviewed the quarterly report and noted that shipping times improved in most regions, "
          "while costs in the northern warehouses rose because of higher energy prices. Several members asked "

@@ -14,7 +14,7 @@ from sluice.backends import Chunk
 from sluice.config import GuardPolicy, parse_config
 from sluice.errors import ConfigError, Forbidden, InvalidRequest
 from sluice.safety import GuardStage, SafetyMetrics, build_guard
-from sluice.safety.stage import answer_rewrite
+from sluice.safety.payloads import answer_rewrite
 from tests.safety.test_guards import _Ctx
 
 

@@ -23,7 +23,8 @@ from sluice.safety.hooks import load_hook
 from sluice.safety.llama_guard import LlamaGuard, ModelCaller
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.normalize import normalise
-from sluice.safety.stage import CONTENT_FILTER, GUARD_CALL, GUARDS_HEADER, ContentFiltered, GuardStage
+from sluice.safety.payloads import CONTENT_FILTER
+from sluice.safety.stage import GUARD_CALL, GUARDS_HEADER, ContentFiltered, GuardStage
 
 if TYPE_CHECKING:
     from sluice.safety.evaluate import (

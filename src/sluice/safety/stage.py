@@ -16,29 +16,39 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from sluice.backends import ChatCompletionRequest, Chunk, Completion, Whole
+from sluice.backends import Chunk, Completion, Whole
 from sluice.config import GuardPolicy
 from sluice.errors import BackendNotReady, Forbidden, InvalidRequest
 from sluice.safety.build import is_called
-from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict, unmask
+from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict
 from sluice.safety.metrics import SafetyMetrics
+from sluice.safety.payloads import (
+    CONTENT_FILTER,
+    Rewrite,
+    answer_rewrite,
+    answer_text,
+    cut_chunk,
+    filtered,
+    input_masking,
+    mask_prompt,
+    masked_answer,
+    prompt_text,
+    rewritten_answer,
+    rewritten_release,
+)
 
 if TYPE_CHECKING:
-    from sluice.backends import GenerationRequest
     from sluice.gateway.chain import Call, Next, Reply
     from sluice.gateway.context import RequestContext
 
 log = logging.getLogger("sluice.safety")
 
 GUARDS_HEADER = "x-sluice-guards"  # response: the guards that ran, in order; request: guards to add (or -skip)
-CONTENT_FILTER = "content_filter"
 GUARD_CALL = "guard.parent_request_id"  # the annotation on a guard's own model call: the request it checks
-_HEAD_FIELDS = ("id", "created", "model", "system_fingerprint")
 AnyGuard = Guard | CalledGuard
 
 
@@ -159,7 +169,7 @@ class GuardStage:
                 raise ContentFiltered(blocked)
             if masks:  # what goes upstream (and into the cache key, and to called guards) is the masked prompt
                 vault = {} if any(getattr(guard, "unmask", False) for guard in masks) else None
-                mask_prompt(call.request, ctx.raw_body, _input_masking(masks, vault))  # type: ignore[arg-type]
+                mask_prompt(call.request, ctx.raw_body, input_masking(masks, vault))  # type: ignore[arg-type]
                 text = prompt_text(call.request)  # type: ignore[arg-type]
             if plan.before:
                 _refuse(await self._judge(ctx, plan.before, text, "input"))
@@ -346,7 +356,7 @@ class GuardStage:
                 checked = self._whole(ctx, Whole(answer), plan.each_out + plan.strided_out).answer
                 assert isinstance(checked, Completion)
                 if checked.finish_reason != CONTENT_FILTER and (plan.called_out or plan.monitor_out):
-                    text = answer_text(_masked_answer(answer, ctx.endpoint, plan.mask_out).payload, ctx.endpoint)
+                    text = answer_text(masked_answer(answer, ctx.endpoint, plan.mask_out).payload, ctx.endpoint)
                     monitors = self._judge(ctx, plan.monitor_out, text, "output")
                     outcome, _ = await asyncio.gather(self._judge(ctx, plan.called_out, text, "output"), monitors)
                     if outcome is not None:
@@ -406,7 +416,7 @@ class GuardStage:
                 if released:
                     out, pending = pending[:released], pending[released:]
                     if rewrite is not None:  # masked text only; never a prefix that splits what the whole would mask
-                        out, pending = _rewritten_release(out, pending, rewrite, ctx.endpoint)
+                        out, pending = rewritten_release(out, pending, rewrite, ctx.endpoint)
                     for index, (early, _) in enumerate(out):
                         if index < len(out) - 1:
                             early.buffered = True  # released together: one write
@@ -419,7 +429,7 @@ class GuardStage:
                 yield cut_chunk(pending[-1][0].payload if pending else {}, ctx.endpoint)
                 return
         if rewrite is not None and pending:
-            pending, _ = _rewritten_release(pending, [], rewrite, ctx.endpoint)
+            pending, _ = rewritten_release(pending, [], rewrite, ctx.endpoint)
         for index, (chunk, _) in enumerate(pending):  # everything was checked
             if index < len(pending) - 1:
                 chunk.buffered = True
@@ -463,58 +473,6 @@ async def _after_input(reply: Reply, waiting: asyncio.Future[Outcome] | None,
         _cancel(waiting, trailing)
 
 
-_OPEN_PLACEHOLDER = re.compile(r"\[[A-Z_0-9]{0,40}$")
-Rewrite = Callable[[str], str]  # what an answer's text becomes before it leaves: masked, the prompt's values put back
-
-
-def answer_rewrite(masks: list[Guard], vault: dict[str, str] | None) -> Rewrite | None:
-    """What an answer's text goes through before it leaves: masking by `masks`, then the prompt's values put back
-    where the answer uses their numbered placeholders (`vault`); None when neither applies."""
-    if not masks and not vault:
-        return None
-    if not vault:
-        return lambda text: _masked(text, masks)
-    return lambda text: unmask(_masked(text, masks), vault)  # new PII masked; the prompt's own put back
-
-
-def _input_masking(masks: list[Guard], vault: dict[str, str] | None) -> Rewrite:
-    """The prompt's masking: the first guard that unmasks numbers its placeholders into `vault`."""
-    numbering = next((guard for guard in masks if getattr(guard, "unmask", False)), None) if vault is not None \
-        else None
-    if numbering is None:
-        return lambda text: _masked(text, masks)
-    others = [guard for guard in masks if guard is not numbering]
-    return lambda text: _masked(numbering.mask_numbered(text, vault), others)  # type: ignore[attr-defined]
-
-
-def _rewritten_release(out: list[tuple[Chunk, int]], rest: list[tuple[Chunk, int]], rewrite: Rewrite,
-                       endpoint: str) -> tuple[list[tuple[Chunk, int]], list[tuple[Chunk, int]]]:
-    """Of the chunks due for release (`out`), the longest run whose text rewrites the same alone as it does
-    followed by everything after it (so a card number, or a placeholder to put a value back in, split across the
-    cut is never half sent), with that text rewritten; the rest stays pending."""
-    texts = [chunk.text for chunk, _ in out]
-    whole = rewrite("".join(texts) + "".join(chunk.text for chunk, _ in rest))
-    for count in range(len(out), 0, -1):
-        prefix = "".join(texts[:count])
-        if _OPEN_PLACEHOLDER.search(prefix):
-            continue  # it may end in half a placeholder (`[EMAIL_`): wait for the rest, however short the hold-back
-        masked = rewrite(prefix)
-        if not whole.startswith(masked):
-            continue
-        if masked == prefix:
-            return out[:count], out[count:] + rest
-        released: list[tuple[Chunk, int]] = []
-        for chunk, end in out[:count]:
-            if chunk.text:
-                if not masked and chunk.finish_reason is None and chunk.usage is None:
-                    continue  # its text went out in an earlier chunk of this run
-                chunk = chunk.with_text(masked, endpoint)
-                masked = ""
-            released.append((chunk, end))
-        return released, out[count:] + rest
-    return [], out + rest
-
-
 def _refuse(outcome: Outcome) -> None:
     if isinstance(outcome, Verdict):
         raise ContentFiltered(outcome)
@@ -545,123 +503,4 @@ def _tail(text: str, chars: int) -> str:
     return cut[boundary.start():] if boundary is not None else ""
 
 
-def prompt_text(request: GenerationRequest) -> str:
-    """What input guards read: the users' messages (text parts too), or a completion's prompt strings. System
-    and assistant messages are the operator's and the model's own."""
-    if isinstance(request, ChatCompletionRequest):
-        parts: list[str] = []
-        for message in request.messages:
-            if message.role != "user":
-                continue
-            content = message.content
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(str(part.get("text", "")) for part in content
-                             if isinstance(part, dict) and part.get("type") == "text")
-        return "\n".join(parts)
-    prompt = request.prompt
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(item for item in prompt if isinstance(item, str))
-
-
-def _masked(text: str, masks: list[Guard]) -> str:
-    for guard in masks:
-        text = guard.mask(text)  # type: ignore[attr-defined]
-    return text
-
-
-def mask_prompt(request: GenerationRequest, raw_body: dict[str, Any] | None, masking: Rewrite) -> None:
-    """Mask the users' messages (or the prompt) in the request and in the body forwarded upstream, in place."""
-    done: dict[str, str] = {}  # the request and the forwarded body hold the same texts: each is masked once
-
-    def masked(text: str) -> str:
-        if text not in done:
-            done[text] = masking(text)
-        return done[text]
-
-    def content(value: Any) -> Any:
-        if isinstance(value, str):
-            return masked(value)
-        if isinstance(value, list):
-            return [{**part, "text": masked(part["text"])}
-                    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-                    else part for part in value]
-        return value
-
-    if isinstance(request, ChatCompletionRequest):
-        for message in request.messages:
-            if message.role == "user":
-                message.content = content(message.content)
-        sent = raw_body.get("messages") if raw_body is not None else None
-        for message in sent if isinstance(sent, list) else ():
-            if isinstance(message, dict) and message.get("role") == "user":
-                message["content"] = content(message.get("content"))
-        return
-    request.prompt = content(request.prompt)  # type: ignore[assignment]
-    if raw_body is not None and "prompt" in raw_body:
-        raw_body["prompt"] = content(raw_body["prompt"])
-
-
-def rewritten_answer(answer: Completion, endpoint: str, rewrite: Rewrite) -> Completion:
-    """The answer with every choice's text rewritten (usage and everything else kept)."""
-    payload = dict(answer.payload)
-    choices = []
-    for choice in payload.get("choices") or ():
-        choice = dict(choice)
-        if endpoint == "chat" and isinstance((choice.get("message") or {}).get("content"), str):
-            choice["message"] = {**choice["message"], "content": rewrite(choice["message"]["content"])}
-        elif endpoint != "chat" and isinstance(choice.get("text"), str):
-            choice["text"] = rewrite(choice["text"])
-        choices.append(choice)
-    payload["choices"] = choices
-    return Completion(payload, rewrite(answer.text), answer.usage, answer.finish_reason)
-
-
-def _masked_answer(answer: Completion, endpoint: str, masks: list[Guard]) -> Completion:
-    return rewritten_answer(answer, endpoint, lambda text: _masked(text, masks)) if masks else answer
-
-
-def answer_text(payload: dict[str, Any], endpoint: str) -> str:
-    """Every choice's text of a whole answer (a chat message's content, a completion's text)."""
-    texts = []
-    for choice in payload.get("choices") or ():
-        if endpoint == "chat":
-            content = (choice.get("message") or {}).get("content")
-            texts.append(content if isinstance(content, str) else "")
-        else:
-            texts.append(choice.get("text") or "")
-    return "\n".join(texts)
-
-
-def filtered(answer: Completion, endpoint: str) -> Completion:
-    """The answer with its text withheld and `finish_reason: "content_filter"` on every choice (usage kept)."""
-    payload = dict(answer.payload)
-    choices = []
-    for choice in payload.get("choices") or ():
-        choice = {**choice, "finish_reason": CONTENT_FILTER, "logprobs": None}
-        if endpoint == "chat":
-            choice["message"] = {"role": "assistant", "content": ""}
-        else:
-            choice["text"] = ""
-        choices.append(choice)
-    payload["choices"] = choices
-    return Completion(payload, "", answer.usage, CONTENT_FILTER)
-
-
-def cut_chunk(like: dict[str, Any], endpoint: str) -> Chunk:
-    """The last chunk of a stream a guard stopped: no text, `finish_reason: "content_filter"`."""
-    head = {name: like[name] for name in _HEAD_FIELDS if name in like}
-    if endpoint == "chat":
-        head["object"] = "chat.completion.chunk"
-        choice: dict[str, Any] = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": CONTENT_FILTER}
-    else:
-        head["object"] = "text_completion"
-        choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": CONTENT_FILTER}
-    return Chunk({**head, "choices": [choice]}, finish_reason=CONTENT_FILTER)
-
-
-__all__ = ["CONTENT_FILTER", "GUARDS_HEADER", "GUARD_CALL", "ContentFiltered", "Failure", "GuardStage",
-           "GuardUnavailable", "Rewrite", "answer_rewrite", "answer_text", "cut_chunk", "filtered", "prompt_text",
-           "rewritten_answer"]
+__all__ = ["GUARDS_HEADER", "GUARD_CALL", "ContentFiltered", "Failure", "GuardStage", "GuardUnavailable"]
