@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sluice.api",),  # the app: routes, error mapping
     ("sluice.cli",),
     ("sluice.__main__",),
+    ("sluice.client",),  # the typed client helper, a user's library: it imports no other package, none imports it
 )
 CONFIG_MAY_IMPORT = ("sluice.config", "sluice.errors")
 HEAVY_CLIENTS = ("alembic", "redis", "sqlalchemy")  # the gateway's store and shared state

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.backends import Backend, Completion, CompletionRequest, Supervised, WorkerMetrics, build_backend
 from sluice.cache import CacheStage, GatewayCache, build_cache
-from sluice.config import BackendConfig, SimBackendConfig, SluiceConfig
+from sluice.config import BackendConfig, SimBackendConfig, SluiceConfig, merge_structured_config
 from sluice.cost import AdmissionStage, GatewayPricing, KeyAdmission, KeyMetrics, PricingStage, build_pricing
 from sluice.gateway import (
     Call,
@@ -50,6 +50,7 @@ from sluice.safety import (
 from sluice.sim import simulator_backend
 from sluice.state import SharedState, StateError, open_state
 from sluice.store import create_engine, migrate
+from sluice.structured import StructuredMetrics, StructuredStage
 from sluice.tags import HeaderTags
 from sluice.telemetry import GatewayMetrics, RecordBus, Recorder, RequestLogWriter, Tracing
 
@@ -108,6 +109,7 @@ class _Parts:
     shadow: ShadowMode
     guards: dict[str, Guard | CalledGuard]  # safety.guards, built once; models share them
     safety_metrics: SafetyMetrics | None
+    structured_metrics: StructuredMetrics
 
 
 def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppState:
@@ -130,7 +132,8 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     admission.pricing = pricing  # budget reservations use its estimates
     guards = {name: build_guard(name, guard) for name, guard in config.safety.guards.items()}
     safety_metrics = SafetyMetrics(metrics.registry) if guards else None
-    parts = _Parts(config, router, admission, pricing, cache, shadow, guards, safety_metrics)
+    parts = _Parts(config, router, admission, pricing, cache, shadow, guards, safety_metrics,
+                   StructuredMetrics(metrics.registry))
     terminal = RoutingTerminal(router, slots, tracing)
     chains = ChainSet(lambda model, kind: _chain(parts, terminal, model, kind))
     deployments.on_change(chains.invalidate)  # a new deployment version may add or drop its shadow stage
@@ -148,6 +151,7 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
 def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
     """A model's stages, in order (docs/architecture.md#the-chain); a feature that is off adds none."""
     router = parts.router
+    model_config = parts.config.models.get(model)
     stages: list[Stage | EndStage] = []
     if model in router.difficulty:
         stages.append(CostRoutingStage(router))  # a router model: which of its models serves
@@ -158,7 +162,6 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
     if parts.pricing is not None:
         stages.append(PricingStage(parts.pricing))  # the cost, at the end: inside admission, which settles it
     if parts.safety_metrics is not None and kind == "generate":  # the model's guards, and any a request adds
-        model_config = parts.config.models.get(model)
         names = model_config.guards if model_config is not None else []
         safety = parts.config.safety  # the prompt before the cache or any upstream sees it; the answer as it streams
         stages.append(GuardStage([parts.guards[name] for name in names], parts.guards, parts.safety_metrics,
@@ -170,6 +173,9 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
         deployment = router.deployments.get(model)
         if deployment is not None and deployment.shadow:
             stages.append(ShadowStage(parts.shadow.mirror))  # mirrors misses as the primary starts
+        structured = merge_structured_config(parts.config.structured, model_config and model_config.structured)
+        if structured.enforce:  # innermost: a re-ask goes straight upstream; the cache keeps what the client got
+            stages.append(StructuredStage(structured, parts.structured_metrics))
     return stages
 
 

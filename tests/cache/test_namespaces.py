@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sluice.backends import ChatCompletionRequest, Completion
-from sluice.cache import build_cache, completion_from_payload
+from sluice.backends import ChatCompletionRequest, Completion, completion_from_payload
+from sluice.cache import build_cache
 from sluice.config import parse_config
 from sluice.gateway.context import RequestContext
 from tests.support.gateway import run_gateway, upstream_config

@@ -27,12 +27,15 @@ def test_each_model_gets_only_the_stages_its_config_turns_on(upstream: tuple[Ope
     config = upstream_config(upstream[1], tmp_path / "log.db")
     config["models"] = {"plain": {"targets": [{"backend": "up", "model": "up-model"}], **UNCACHED},
                         "cached": {"targets": [{"backend": "up", "model": "up-model"}], **CACHED},
+                        "unchecked": {"targets": [{"backend": "up", "model": "up-model"}], **UNCACHED,
+                                      "structured": {"enforce": False}},
                         "auto": {"router": {"easy": "plain", "hard": "cached"}}}
     with run_gateway(config) as gw:
         found = chains(gw)
-    assert found["plain"] == {"generate": ["route", "admission", "pricing", "terminal"],
+    assert found["plain"] == {"generate": ["route", "admission", "pricing", "structured", "terminal"],
                               "embed": ["route", "admission", "pricing", "terminal"]}
-    assert found["cached"]["generate"] == ["route", "admission", "pricing", "cache", "terminal"]
+    assert found["unchecked"]["generate"] == ["route", "admission", "pricing", "terminal"]
+    assert found["cached"]["generate"] == ["route", "admission", "pricing", "cache", "structured", "terminal"]
     assert found["cached"]["embed"] == ["route", "admission", "pricing", "terminal"]  # embeddings are not cached
     assert found["auto"]["generate"][:2] == ["cost_router", "route"]
 
@@ -44,18 +47,18 @@ def test_a_deployment_change_rebuilds_the_chain_without_a_restart(upstream: tupl
             "exact": {"enabled": False}})) as gw:
         client = gw.client()
         client.chat.completions.create(model="m", messages=USER)  # the chain is built (and kept) here
-        assert chains(gw)["m"]["generate"] == ["route", "admission", "terminal"]
+        assert chains(gw)["m"]["generate"] == ["route", "admission", "structured", "terminal"]
         response = httpx.post(gw.url + "/admin/deployments/m/set-shadow",
                               json={"shadow": [{"backend": "up", "model": "up-model"}], "sample_rate": 1})
         assert response.status_code == 200, response.text
-        assert chains(gw)["m"]["generate"] == ["route", "admission", "shadow", "terminal"]
+        assert chains(gw)["m"]["generate"] == ["route", "admission", "shadow", "structured", "terminal"]
         fake.reset()
         client.chat.completions.create(model="m", messages=USER)
         wait_for(lambda: [r for r in fake.requests if r.headers.get("x-sluice-shadow") == "1"],
                  what="the mirrored call")
         response = httpx.post(gw.url + "/admin/deployments/m/set-shadow", json={"shadow": []})
         assert response.status_code == 200, response.text
-        assert chains(gw)["m"]["generate"] == ["route", "admission", "terminal"]
+        assert chains(gw)["m"]["generate"] == ["route", "admission", "structured", "terminal"]
 
 
 def test_stage_times_in_server_timing_when_asked_and_in_the_stage_histogram(upstream: tuple[OpenAIUpstream, str],
@@ -81,7 +84,7 @@ def test_stage_times_in_server_timing_when_asked_and_in_the_stage_histogram(upst
             return found if found.get("route") == 3 else None
 
         found = wait_for(counts, what="three requests in the stage histogram")
-    assert found == {"route": 3, "admission": 3, "pricing": 3, "cache": 3}
+    assert found == {"route": 3, "admission": 3, "pricing": 3, "cache": 3, "structured": 2}  # the hit stops at cache
 
 
 def test_a_client_leaving_a_wrapped_stream_releases_the_backend_slot(tmp_path: Path) -> None:

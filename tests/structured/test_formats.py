@@ -84,9 +84,10 @@ def test_through_the_gateway_a_bad_format_is_a_400_and_never_reaches_the_upstrea
             "response_format": schema_format({"type": "object", "properties": {"a": {"type": "string"}}})})
         embeddings = httpx.post(gw.url + "/v1/embeddings", json={
             "model": "m", "input": "hi", "response_format": {"type": "json_object"}})
-        good = httpx.post(gw.url + "/v1/chat/completions", json={
-            "model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": schema_format(PERSON)})
-        forwarded = [request.body.get("response_format") for request in fake.requests]
+        good = httpx.post(gw.url + "/v1/chat/completions", json={  # the fake upstream echoes: a valid answer
+            "model": "m", "messages": [{"role": "user", "content": '{"name": "Ann", "age": 3}'}],
+            "response_format": schema_format(PERSON)})
+        forwarded = [body.get("response_format") for body in fake.bodies("/v1/chat/completions")]
     assert bad.status_code == 400
     assert bad.json()["error"] == {
         "message": "response_format.json_schema.schema.additionalProperties: strict mode needs false on every "

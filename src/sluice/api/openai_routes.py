@@ -19,7 +19,7 @@ from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, SluiceError, Unauthorized
 from sluice.gateway import Call, RequestContext
 from sluice.records import client_request_id, new_request_id
-from sluice.structured import check_response_format
+from sluice.structured import CONSTRAINT_FIELDS, check_constraints, check_response_format
 
 DEBUG_HEADER = "x-sluice-debug"  # `timing`: the answer carries a Server-Timing header with each stage's time
 _MODELS: dict[Endpoint, type[BaseModel]] = {
@@ -124,6 +124,8 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
                                      code="invalid_response_format")
             if data["response_format"] is not None:
                 check_response_format(data["response_format"])
+        if endpoint != "embeddings" and not CONSTRAINT_FIELDS.isdisjoint(data):
+            check_constraints(data)  # vLLM's structured-output extras: well-formed, bounded, one at a time
     except SluiceError as error:
         ctx.fail(error)
         state.recorder.record(ctx)

@@ -14,6 +14,7 @@ from sluice.backends.factory import build_backend
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
+    ChatMessage,
     Chunk,
     Completion,
     CompletionRequest,
@@ -23,11 +24,13 @@ from sluice.backends.types import (
     GenerationRequest,
     Usage,
     Whole,
+    response_format_of,
 )
 from sluice.lazy import on_first_use
 
 if TYPE_CHECKING:
     from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
+    from sluice.backends.replay import StreamCollector, completion_from_payload, replay_chunks
     from sluice.backends.sse import DONE, encode_data, iter_sse
     from sluice.backends.worker import WorkerMetrics
 
@@ -40,6 +43,9 @@ _ON_FIRST_USE = {  # name -> module
     "role_chunk": "sluice.backends.chunks",
     "text_chunk": "sluice.backends.chunks",
     "usage_chunk": "sluice.backends.chunks",
+    "StreamCollector": "sluice.backends.replay",
+    "completion_from_payload": "sluice.backends.replay",
+    "replay_chunks": "sluice.backends.replay",
     "WorkerMetrics": "sluice.backends.worker",  # the worker process machinery (subprocess, prometheus_client)
 }
 
@@ -52,6 +58,7 @@ __all__ = [
     "Backend",
     "BackendCall",
     "ChatCompletionRequest",
+    "ChatMessage",
     "Chunk",
     "Completion",
     "CompletionRequest",
@@ -59,15 +66,19 @@ __all__ = [
     "Embeddings",
     "Endpoint",
     "GenerationRequest",
+    "StreamCollector",
     "Supervised",
     "Usage",
     "Whole",
     "WorkerMetrics",
     "build_backend",
     "collect",
+    "completion_from_payload",
     "encode_data",
     "iter_sse",
     "new_id",
+    "replay_chunks",
+    "response_format_of",
     "role_chunk",
     "text_chunk",
     "usage_chunk",

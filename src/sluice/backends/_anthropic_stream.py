@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
+from sluice.backends._anthropic_format import output_tool
 from sluice.backends._anthropic_translate import ERROR_STATUSES, finish_reason, usage_from
 from sluice.backends.chunks import new_id, role_chunk, text_chunk, usage_chunk
 from sluice.backends.types import BackendCall, Chunk
@@ -24,6 +27,9 @@ class StreamTranslator:
         self._created = int(time.time())
         self._usage: dict[str, Any] = {}
         self._tool_indexes: dict[int, int] = {}  # Anthropic content-block index -> OpenAI tool_calls index
+        self._output = output_tool(call.request)  # response_format's forced tool: its input is the answer
+        self._output_block: int | None = None
+        self._output_json: list[str] = []  # a wrapped schema's input, unwrapped when its block stops
         self.done = False
 
     def feed(self, event: dict[str, Any]) -> list[Chunk]:
@@ -39,8 +45,13 @@ class StreamTranslator:
             return self._block_delta(int(event.get("index") or 0), event.get("delta") or {})
         if kind == "message_delta":
             self._merge_usage(event.get("usage"))
-            finish = finish_reason((event.get("delta") or {}).get("stop_reason"))
+            stop_reason = (event.get("delta") or {}).get("stop_reason")
+            finish = "stop" if stop_reason == "tool_use" and self._output_block is not None else \
+                finish_reason(stop_reason)
             return [self._text("", finish)] if finish else []
+        if kind == "content_block_stop" and self._output is not None and self._output.wrapped and \
+                event.get("index") == self._output_block:
+            return [self._text(self._output.answer(orjson.loads("".join(self._output_json) or "{}")))]
         if kind == "message_stop":
             self.done = True
             usage = usage_from(self._usage)
@@ -54,16 +65,28 @@ class StreamTranslator:
         return []  # ping, content_block_stop, and event types added after this adapter was written
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[Chunk]:
+        output = self._output
+        if output is not None and block.get("type") == "tool_use" and block.get("name") == output.name:
+            self._output_block = index
+            return []
         if block.get("type") == "tool_use":
             tool_index = len(self._tool_indexes)
             self._tool_indexes[index] = tool_index
             return [self._tool_call({"index": tool_index, "id": block.get("id"), "type": "function",
                                      "function": {"name": block.get("name"), "arguments": ""}})]
-        if block.get("type") == "text" and block.get("text"):
+        if block.get("type") == "text" and block.get("text") and output is None:
             return [self._text(block["text"])]
         return []
 
     def _block_delta(self, index: int, delta: dict[str, Any]) -> list[Chunk]:
+        if index == self._output_block:  # the output tool's input streams as the answer's text
+            piece = delta.get("partial_json") or ""
+            if self._output.wrapped:  # type: ignore[union-attr]
+                self._output_json.append(piece)
+                return []
+            return [self._text(piece)] if piece else []
+        if self._output is not None and delta.get("type") == "text_delta":
+            return []  # with the output tool forced, text beside it is not the answer
         if delta.get("type") == "text_delta" and delta.get("text"):
             return [self._text(delta["text"])]
         tool_index = self._tool_indexes.get(index)

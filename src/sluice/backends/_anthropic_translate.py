@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from sluice.backends._anthropic_format import output_tool
 from sluice.backends.chunks import new_id
 from sluice.backends.types import BackendCall, ChatCompletionRequest, ChatMessage, Completion, Usage
 from sluice.errors import InvalidRequest
@@ -64,6 +65,9 @@ def messages_body(call: BackendCall, *, default_max_tokens: int, stream: bool) -
         choice = tool_choice(request.tool_choice, parallel=parallel)
         if choice is not None:
             body["tool_choice"] = choice
+    elif (output := output_tool(request)) is not None:  # response_format: a forced tool (_anthropic_format.py)
+        body["tools"] = [output.definition()]
+        body["tool_choice"] = {"type": "tool", "name": output.name}
     return body
 
 
@@ -213,8 +217,14 @@ def completion_from_message(call: BackendCall, message: dict[str, Any]) -> Compl
     """An Anthropic `message` object -> an OpenAI `chat.completion`."""
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    output = output_tool(call.request)
+    answered = output is not None and any(block.get("type") == "tool_use" and block.get("name") == output.name
+                                          for block in message.get("content") or ())
     for block in message.get("content") or ():
-        if block.get("type") == "text":
+        if answered:  # the forced output tool's input is the answer; text around it is not
+            if block.get("type") == "tool_use" and block.get("name") == output.name:  # type: ignore[union-attr]
+                texts.append(output.answer(block.get("input")))  # type: ignore[union-attr]
+        elif block.get("type") == "text":
             texts.append(block.get("text") or "")
         elif block.get("type") == "tool_use":
             tool_calls.append({"id": block.get("id"), "type": "function",
@@ -224,7 +234,8 @@ def completion_from_message(call: BackendCall, message: dict[str, Any]) -> Compl
     reply: dict[str, Any] = {"role": "assistant", "content": text if text or not tool_calls else None}
     if tool_calls:
         reply["tool_calls"] = tool_calls
-    finish = finish_reason(message.get("stop_reason"))
+    stop_reason = message.get("stop_reason")
+    finish = "stop" if answered and stop_reason == "tool_use" else finish_reason(stop_reason)
     usage = usage_from(message.get("usage"))
     payload: dict[str, Any] = {
         "id": message.get("id") or new_id("chat"), "object": "chat.completion", "created": int(time.time()),

@@ -120,6 +120,19 @@ class HTTPUpstream:
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"upstream `{self.name}` failed: {_reason(exc)}") from exc
 
+    async def get_json(self, path: str, *, timeout_s: float = 5.0) -> object | None:
+        """The JSON at `path`, or None when it cannot be had (not reachable, an error status, not JSON)."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        try:
+            async with self._session.get(self.url.join(path), timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                if resp.status >= 400:
+                    return None
+                return orjson.loads(await resp.read())
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+            return None
+
     async def get_ok(self, path: str) -> bool:
         if self._session is None:
             await self.start()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
+from sluice.backends.factory import local_structured_output
+from sluice.backends.guided import TEXT_ONLY, format_type
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
@@ -48,7 +50,11 @@ class TokenRun:
 
 
 class TokenModel(Protocol):
-    """What a local runtime provides; every method runs on the worker thread, one generation at a time."""
+    """What a local runtime provides; every method runs on the worker thread, one generation at a time.
+
+    A runtime that enforces JSON formats itself says so in a `response_formats` attribute (`enforced_formats`);
+    without one, a request for anything but text is refused.
+    """
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun: ...
 
@@ -57,16 +63,22 @@ class TokenModel(Protocol):
     def is_end(self, token_id: int) -> bool: ...
 
 
-def sampling_for(call: BackendCall) -> Sampling:
+def enforced_formats(model: TokenModel) -> frozenset[str]:
+    """The `response_format` types a model enforces while decoding: its `response_formats`, else text only."""
+    return getattr(model, "response_formats", TEXT_ONLY)
+
+
+def sampling_for(call: BackendCall, formats: frozenset[str] = TEXT_ONLY) -> Sampling:
     """Validate what a single-sequence local runtime can honour and fix the sampling parameters."""
     request = call.request
     if (request.n or 1) > 1:
         raise InvalidRequest("local backends generate one choice; n must be 1", param="n")
+    if format_type(request) not in formats:
+        raise InvalidRequest(f"this local backend supports response_format {' and '.join(sorted(formats))} only",
+                             param="response_format")
     if isinstance(request, ChatCompletionRequest):
         if request.tools:
             raise InvalidRequest("local backends do not support tools", param="tools")
-        if request.response_format and request.response_format.get("type", "text") != "text":
-            raise InvalidRequest("local backends only support response_format text", param="response_format")
     elif request.echo or request.suffix:
         raise InvalidRequest("local backends support neither echo nor suffix", param="echo")
     return Sampling(
@@ -181,7 +193,7 @@ class ThreadedGenerator:
         return await collect(call, self.stream(call))
 
     async def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
-        sampling = sampling_for(call)
+        sampling = sampling_for(call, enforced_formats(self._model))
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         cancel = threading.Event()
@@ -281,6 +293,9 @@ class LocalGenerationBackend:
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
         self._config = config
+        # What it enforces of response_format (structured/support.py); vLLM's constraints: asked for in the prompt.
+        self.structured_output, self.unenforced_keywords = local_structured_output(config)
+        self.structured_extras: frozenset[str] = frozenset()
         self._generator: ThreadedGenerator | None = None
 
     def load_model(self) -> TokenModel:

@@ -20,6 +20,8 @@ _PATH = "/v1/messages"
 class AnthropicBackend:
     type = "anthropic"
     endpoints: frozenset[Endpoint] = frozenset({"chat"})
+    structured_output = "json_schema"  # through a forced tool (_anthropic_format.py)
+    structured_extras: frozenset[str] = frozenset()  # vLLM's constraints: asked for in the prompt instead
 
     def __init__(self, name: str, config: AnthropicBackendConfig) -> None:
         self.name = name

@@ -3,7 +3,8 @@ Not `type: sim`: the simulator builds on backends/, so sim/ builds its adapter (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
 from sluice.backends.base import Backend
 from sluice.config import (
@@ -56,3 +57,15 @@ def build_runtime(name: str, config: BackendConfig) -> Backend:
 
         return SentenceTransformerBackend(name, config)
     raise TypeError(f"backend type {type(config).__name__} is not a local runtime")
+
+
+def local_structured_output(config: Any) -> tuple[str, frozenset[str]]:
+    """What a local runtime enforces of a JSON response_format, and the schema keywords it ignores: the GGUF
+    runtime guides decoding with llguidance when it is installed (docs/structured-local.md); otherwise the gateway
+    puts the schema in the prompt (`none`) and validates the answer."""
+    if isinstance(config, GGUFBackendConfig) and config.structured_output == "json_schema" and \
+            importlib.util.find_spec("llguidance") is not None:
+        from sluice.backends.guided import UNENFORCED_KEYWORDS
+
+        return "json_schema", UNENFORCED_KEYWORDS
+    return "none", frozenset()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sluice.backends import guided
 from sluice.backends._threaded import (
     LocalGenerationBackend,
     Sampling,
@@ -80,6 +81,10 @@ class _LlamaTokenModel:
 
         self._llm = llm
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        # JSON formats are decoded under a grammar when llguidance is installed (docs/structured-local.md).
+        self.response_formats = (guided.TEXT_ONLY | guided.JSON_FORMATS if importlib.util.find_spec("llguidance")
+                                 else guided.TEXT_ONLY)
+        self._guide_tokenizer: Any = None  # llguidance's view of the vocabulary, built at the first guided request
         self._is_eog = llama_cpp.llama_vocab_is_eog
         template = llm.metadata.get("tokenizer.chat_template")
         self._formatter = Jinja2ChatFormatter(
@@ -119,12 +124,26 @@ class _LlamaTokenModel:
             prompt_ids = llm.tokenize(text.encode(), add_bos=False, special=True)
         else:
             prompt_ids = self._completion_ids(call.request)
+        guide = self._guide(call, len(prompt_ids))
         llm.set_seed(sampling.seed)
         tokens = llm.generate(prompt_ids, temp=sampling.temperature, top_p=sampling.top_p, top_k=0,
                               min_p=0.0, typical_p=1.0, repeat_penalty=1.0,
                               presence_penalty=sampling.presence_penalty,
-                              frequency_penalty=sampling.frequency_penalty)
+                              frequency_penalty=sampling.frequency_penalty,
+                              logits_processor=None if guide is None else [guide])
+        if guide is not None:
+            tokens = guide.tokens(tokens)  # ends with the grammar's failure, if it has one
         return TokenRun(prompt_tokens=len(prompt_ids), tokens=tokens, context_tokens=llm.n_ctx())
+
+    def _guide(self, call: BackendCall, prompt_tokens: int) -> guided.GuidedDecoding | None:
+        """The grammar for a JSON response_format, compiled for this request; None for text (which pays nothing)."""
+        response_format = guided.response_format_of(call.request)
+        if response_format is None or response_format.get("type") not in guided.JSON_FORMATS:
+            return None
+        if self._guide_tokenizer is None:
+            self._guide_tokenizer = guided.build_tokenizer(self._vocab)
+        compiled = guided.compile_format(response_format, self._guide_tokenizer)
+        return guided.GuidedDecoding(compiled, self._guide_tokenizer, prompt_tokens)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         return bytes(self._llm.detokenize(list(token_ids))).decode("utf-8", errors="replace")

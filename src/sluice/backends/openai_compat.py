@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sluice.backends._http import HTTPUpstream, error_message, json_object, parse_error
 from sluice.backends.sse import iter_sse
@@ -19,7 +21,18 @@ from sluice.backends.types import (
 from sluice.config import OpenAIBackendConfig
 from sluice.errors import UpstreamError, UpstreamStreamBroken
 
+log = logging.getLogger("sluice.backends")
+Support = Literal["json_schema", "json_object", "none", "unknown"]  # as structured/support.py reads it
+
 _PATHS = {"chat": "/chat/completions", "completions": "/completions"}
+# Keywords OpenAI's strict mode does not support (its structured-output docs list the supported ones).
+_OPENAI_UNSUPPORTED = frozenset({"allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+                                 "patternProperties", "propertyNames", "unevaluatedProperties", "unevaluatedItems",
+                                 "minProperties", "maxProperties", "contains", "uniqueItems"})
+_VLLM_EXTRAS = frozenset({"json", "regex", "choice", "grammar"})
+# Servers that decode under a JSON schema, by the `owned_by` of their /models entries (structured/support.py).
+_ENFORCING_OWNERS = frozenset({"vllm", "openai", "system", "openai-internal", "library", "ollama", "llamacpp",
+                               "sluice-simulator"})
 
 
 class OpenAICompatBackend:
@@ -32,9 +45,39 @@ class OpenAICompatBackend:
         if config.api_key:
             headers["authorization"] = f"Bearer {config.api_key}"
         self._http = HTTPUpstream.from_config(name, config, headers)
+        self._detect = config.structured_output == "auto"
+        # What it enforces of response_format; `auto` is found out on first need (`unknown` until then).
+        self.structured_output: Support = "unknown" if self._detect else config.structured_output  # type: ignore[assignment]
+        self.unenforced_keywords: frozenset[str] = frozenset()  # what its decoder ignores, where known
+        # vLLM's constraints (structured_outputs / guided_*) it takes; None: not known, sent as they come.
+        self.structured_extras: frozenset[str] | None = None if config.structured_output in ("auto", "json_schema") \
+            else frozenset()
+        if urlsplit(config.base_url).hostname == "api.openai.com":
+            self.unenforced_keywords = _OPENAI_UNSUPPORTED
+            self.structured_extras = frozenset()  # OpenAI takes none of vLLM's extras
+            if self._detect:
+                self.structured_output, self._detect = "json_schema", False
 
     async def start(self) -> None:
         await self._http.start()
+
+    async def detect_structured_output(self) -> None:
+        """Find out what it enforces, once, when the first request with a response_format comes (`auto`):
+        `json_schema` for servers known to decode under a schema (by their /models' `owned_by`), else `unknown`
+        — the request goes as sent and the gateway validates the answer (docs/structured-output.md)."""
+        if not self._detect:
+            return
+        self._detect = False
+        models = await self._http.get_json("/models", timeout_s=3.0)
+        owners = {str(entry.get("owned_by", "")).lower() for entry in (models or {}).get("data") or ()
+                  if isinstance(entry, dict)} if isinstance(models, dict) else set()
+        if owners & _ENFORCING_OWNERS:
+            self.structured_output = "json_schema"
+            self.structured_extras = _VLLM_EXTRAS if "vllm" in owners else frozenset()
+            return
+        log.info("backend %s: no structured-output support recognised (owned_by: %s); answers to response_format "
+                 "are validated by the gateway — set structured_output to say what it enforces", self.name,
+                 ", ".join(sorted(owners)) or "unknown")
 
     async def close(self) -> None:
         await self._http.close()

@@ -93,6 +93,13 @@ class EmbeddingRequest(_OpenAIBody):
 GenerationRequest = ChatCompletionRequest | CompletionRequest
 
 
+def response_format_of(request: GenerationRequest) -> dict[str, Any] | None:
+    """The request's `response_format` (completions carry it as an extra field); None when it sets none."""
+    value = (request.response_format if isinstance(request, ChatCompletionRequest)
+             else (request.model_extra or {}).get("response_format"))
+    return value if isinstance(value, dict) else None
+
+
 @dataclass(slots=True, frozen=True)
 class Usage:
     prompt_tokens: int

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sluice.backends import _worker_protocol as wire
 from sluice.backends.chunks import collect
+from sluice.backends.factory import local_structured_output
 from sluice.backends.types import BackendCall, Chunk, Completion, EmbeddingRequest, Embeddings, Endpoint
 from sluice.config import EmbeddingBackendConfig, GGUFBackendConfig, TransformersBackendConfig
 from sluice.errors import BackendNotReady, UpstreamStreamBroken
@@ -95,6 +96,9 @@ class WorkerBackend:
         self.endpoints: frozenset[Endpoint] = (frozenset({"embeddings"}) if isinstance(config, EmbeddingBackendConfig)
                                                else frozenset({"chat", "completions"}))
         self._config = config
+        # What it enforces of response_format (structured/support.py); vLLM's constraints: asked for in the prompt.
+        self.structured_output, self.unenforced_keywords = local_structured_output(config)
+        self.structured_extras: frozenset[str] = frozenset()
         self._metrics = metrics
         self._process: _Process | None = None
         self._starting: asyncio.Task[_Process] | None = None

@@ -7,7 +7,6 @@ from sluice.cache.index import HNSW_SETTINGS, Match, SemanticIndex
 from sluice.cache.keys import SemanticQuery, exact_key, request_body, semantic_query
 from sluice.cache.metrics import CacheMetrics
 from sluice.cache.policy import CACHE_HEADER, Directive, directive_from_headers, namespace_of, qualifies, storable
-from sluice.cache.replay import StreamCollector, completion_from_payload, replay_chunks
 from sluice.cache.semantic import MemorySemanticStore
 from sluice.cache.semantic_redis import RedisSemanticStore
 from sluice.cache.stage import CacheStage, GatewayCache, StreamCapture
@@ -28,15 +27,12 @@ __all__ = [
     "SemanticIndex",
     "SemanticQuery",
     "StreamCapture",
-    "StreamCollector",
     "build_cache",
-    "completion_from_payload",
     "directive_from_headers",
     "effective_settings",
     "exact_key",
     "namespace_of",
     "qualifies",
-    "replay_chunks",
     "request_body",
     "semantic_query",
     "storable",

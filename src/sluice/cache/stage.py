@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sluice.backends import Chunk, Completion, Whole
+from sluice.backends import Chunk, Completion, StreamCollector, Whole, completion_from_payload, replay_chunks
 from sluice.cache.embedder import Embedder
 from sluice.cache.exact import ExactStore, MemoryExactStore, decode_entry, encode_entry
 from sluice.cache.guard import compatible
 from sluice.cache.keys import SemanticQuery, exact_key, request_body, semantic_query
 from sluice.cache.metrics import CacheMetrics
 from sluice.cache.policy import CACHE_HEADER, Directive, directive_from_headers, namespace_of, qualifies, storable
-from sluice.cache.replay import StreamCollector, completion_from_payload, replay_chunks
 from sluice.cache.semantic import SemanticStore
 from sluice.config import CacheConfig
 

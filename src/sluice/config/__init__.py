@@ -75,6 +75,7 @@ from sluice.config.server import (
     TelemetryConfig,
     TracingConfig,
 )
+from sluice.config.structured import StructuredConfig, StructuredSupport, merge_structured_config
 from sluice.config.tags import TagsConfig
 from sluice.errors import ConfigError
 
@@ -97,6 +98,7 @@ class SluiceConfig(_Strict):
     cache: CacheConfig = CacheConfig()  # response caching defaults (docs/cache.md)
     tags: TagsConfig = TagsConfig()  # request headers copied into the request log (docs/config.md#tags)
     safety: SafetyConfig = SafetyConfig()  # guards on prompts and answers (docs/safety.md)
+    structured: StructuredConfig = StructuredConfig()  # answers to response_format (docs/structured-output.md)
 
     @model_validator(mode="after")
     def _guards_name_known_guards(self) -> SluiceConfig:
@@ -345,6 +347,8 @@ __all__ = [
     "SluiceConfig",
     "StateConfig",
     "StoreConfig",
+    "StructuredConfig",
+    "StructuredSupport",
     "TagsConfig",
     "TargetConfig",
     "TelemetryConfig",
@@ -356,6 +360,7 @@ __all__ = [
     "is_sticky_key",
     "load_config",
     "merge_cache_config",
+    "merge_structured_config",
     "parse_config",
     "substitute_env",
 ]

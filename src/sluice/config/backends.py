@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from sluice.config._base import _Strict
+from sluice.config.structured import StructuredSupport
 
 
 class _BackendBase(_Strict):
@@ -58,6 +59,8 @@ class OpenAIBackendConfig(_GPUHoursBackend):
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(300.0, gt=0)  # longest silence allowed between bytes
     total_timeout_s: float = Field(600.0, gt=0)
+    # What it enforces of response_format (docs/structured-output.md#backends); auto: detected when it starts.
+    structured_output: StructuredSupport = "auto"
 
     @model_validator(mode="after")
     def _one_authorization(self) -> OpenAIBackendConfig:
@@ -98,6 +101,9 @@ class GGUFBackendConfig(_LocalRuntime):
     n_threads: int | None = Field(None, gt=0)
     flash_attn: bool = True  # llama.cpp's fused attention path (docs/local-models.md#flash_attn)
     max_concurrency: int | None = Field(1, gt=0)
+    # json_schema: a JSON response_format is decoded under a grammar (llguidance, docs/structured-local.md);
+    # none: the gateway writes the schema into the prompt and validates, repairs, re-asks instead.
+    structured_output: Literal["json_schema", "none"] = "json_schema"
 
 
 class TransformersBackendConfig(_GPUHoursBackend, _LocalRuntime):

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sluice.config._base import _Strict
 from sluice.config.cache import CacheConfig
+from sluice.config.structured import StructuredConfig
 
 
 class TargetConfig(_Strict):
@@ -172,6 +173,7 @@ class ModelConfig(_Strict):
     fallback_on: list[FailureKind] | None = None
     cache: CacheConfig | None = None  # response caching; unset keys take the top-level `cache`
     guards: list[str] = []  # names from `safety.guards`, run in this order (cheap ones first), docs/safety.md
+    structured: StructuredConfig | None = None  # answers to response_format; unset keys take the top-level `structured`
 
 
 __all__ = [

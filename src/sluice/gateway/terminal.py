@@ -29,6 +29,7 @@ from sluice.gateway.resume import Delivered, Resume, StreamDiverged, may_resume,
 from sluice.gateway.slots import Slots
 from sluice.routing import Attempt, NoHealthyTarget, Pool, Router, Target, open_attempt
 from sluice.routing import call as with_retries
+from sluice.structured import adapt, constrains
 
 if TYPE_CHECKING:
     from sluice.gateway.chain import Call, Reply
@@ -191,8 +192,11 @@ class RoutingTerminal:
                       request: ChatCompletionRequest | CompletionRequest) -> BackendCall:
         headers = self.tracing.inject(ctx.span)
         headers["x-request-id"] = ctx.request_id  # vLLM and most servers log it: one id end to end
+        raw_body = ctx.raw_body
+        if constrains(request):  # a response_format or vLLM constraint: what this backend takes of it
+            request, raw_body = adapt(request, raw_body, target.backend)
         return BackendCall(endpoint=ctx.endpoint, request=request, upstream_model=target.upstream_model,
-                           request_id=ctx.request_id, extra_headers=headers, raw_body=ctx.raw_body)
+                           request_id=ctx.request_id, extra_headers=headers, raw_body=raw_body)
 
 
 class _OpenStream:

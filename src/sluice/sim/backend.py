@@ -26,6 +26,11 @@ class SimulatorBackend:
 
     type = "sim"
     endpoints: frozenset[Endpoint] = frozenset({"chat", "completions"})
+    structured_output = "json_schema"  # it answers with JSON the schema accepts (sim/structured.py)
+    structured_extras = frozenset({"json", "regex", "choice"})  # vLLM's constraints it honours (not grammars)
+    # Keywords its JSON generator does not honour (docs/simulator.md#structured-output): the gateway checks them.
+    unenforced_keywords = frozenset({"not", "if", "then", "else", "dependentSchemas", "maxContains",
+                                     "unevaluatedProperties", "unevaluatedItems"})
 
     def __init__(self, name: str, simulator: Simulator) -> None:
         self.name = name

@@ -30,6 +30,7 @@ from sluice.sim.errors import BadRequest, ContextLengthExceeded, InjectedError, 
 from sluice.sim.faults import FaultInjector, FaultPlan, RequestFaults
 from sluice.sim.metrics import SimMetrics
 from sluice.sim.scheduler import SchedulerConfig
+from sluice.sim.structured import structured_pieces
 from sluice.sim.text import TextGenerator, seed_for
 
 # Answer length when a request sets no max_tokens (a real model stops at its EOS token; we draw a length).
@@ -103,7 +104,8 @@ class Simulator:
         return refused
 
     def plan_answer(self, call: BackendCall) -> Answer:
-        """Count the prompt, check it against max_model_len (vLLM's 400s) and fix the answer's tokens."""
+        """Count the prompt, check it against max_model_len (vLLM's 400s) and fix the answer's tokens: prose, or
+        for a `response_format` asking for JSON, a value the format accepts (cut at max_tokens like a real model)."""
         request = call.request
         if (request.n or 1) > 1:
             raise BadRequest("The simulator generates one choice per request (n=1).", param="n")
@@ -121,12 +123,18 @@ class Simulator:
             raise ContextLengthExceeded.for_max_tokens(limit, prompt_tokens, requested)
         seed = seed_for(self.seed, "seed", request.seed) if request.seed is not None else seed_for(self.seed, key)
         max_tokens = requested if requested is not None else limit - prompt_tokens
-        if requested is not None or _extra(request, "ignore_eos"):
-            length, finish_reason = max_tokens, "length"
+        structured = structured_pieces(request, seed, self.text.model)
+        if structured is not None:  # the JSON's end is the answer's end (ignore_eos does not lengthen it)
+            length = min(len(structured), max_tokens)
+            finish_reason = "stop" if length == len(structured) else "length"
+            pieces = structured[:length]
         else:
-            length = min(max_tokens, random.Random(seed).randint(*DEFAULT_OUTPUT_TOKENS))
-            finish_reason = "stop" if length < max_tokens else "length"
-        pieces = self.text.pieces(seed, length)
+            if requested is not None or _extra(request, "ignore_eos"):
+                length, finish_reason = max_tokens, "length"
+            else:
+                length = min(max_tokens, random.Random(seed).randint(*DEFAULT_OUTPUT_TOKENS))
+                finish_reason = "stop" if length < max_tokens else "length"
+            pieces = self.text.pieces(seed, length)
         stopped = _cut_at_stop(pieces, request.stop_list)
         if stopped is not None:  # as in vLLM, tokens up to the one completing the stop string count, unshown
             kept, generated = stopped

@@ -1,10 +1,11 @@
-"""Cached answers and streams: a stream collected into one answer to store, an answer replayed as a stream."""
+"""A stream collected into one answer (to store, to check), an answer replayed as the stream it would have been
+(the cache's hits, the structured-output stage's buffered answers)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sluice.backends import Chunk, Completion, Usage
+from sluice.backends.types import Chunk, Completion, Usage
 
 _CHUNK_OBJECT = {"chat": "chat.completion.chunk", "completions": "text_completion"}
 _ANSWER_OBJECT = {"chat": "chat.completion", "completions": "text_completion"}

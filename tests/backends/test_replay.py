@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.backends import Usage
-from sluice.cache import StreamCollector, completion_from_payload, replay_chunks
+from sluice.backends import StreamCollector, Usage, completion_from_payload, replay_chunks
 
 HEAD = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "up"}
 
