@@ -98,6 +98,17 @@ def test_an_invalid_answer_is_reasked_with_its_errors_and_every_attempt_is_bille
     assert first["completion_tokens"] == second["completion_tokens"] == 4
 
 
+def test_an_answer_cut_off_is_reasked_with_a_word_about_length(scripted: tuple[ScriptedUpstream, str],
+                                                                tmp_path: Path) -> None:
+    upstream, url = scripted
+    upstream.texts, upstream.finish_reasons = ['{"name": "Ann", "age":', VALID], ["length", "stop"]
+    with gateway(url, tmp_path / "log.db") as gw:
+        response = chat(gw, max_tokens=4)
+    assert response.json()["structured_output"]["mode"] == "reasked"
+    feedback = upstream.requests[1]["messages"][-1]["content"]
+    assert "- the answer was cut off at the token limit: give a shorter one" in feedback
+
+
 def test_past_the_attempts_it_is_a_502_with_every_attempt_logged(scripted: tuple[ScriptedUpstream, str],
                                                                  tmp_path: Path) -> None:
     upstream, url = scripted

@@ -5,7 +5,8 @@
     upstream.requests[1]["messages"]                          # every JSON body received, oldest first
 
 Chat and completions, whole or streamed (a chunk per whitespace-separated piece, a finishing chunk, a usage
-chunk when asked). Usage: prompt_tokens = `prompt_tokens`, completion_tokens = pieces of the text.
+chunk when asked); the n-th answer's finish reason is `finish_reasons[n]` ("stop" when not given).
+Usage: prompt_tokens = `prompt_tokens`, completion_tokens = pieces of the text.
 `GET /v1/models` lists one model owned by `owned_by` (what backends detect servers by).
 """
 
@@ -23,8 +24,10 @@ from starlette.routing import Route
 
 
 class ScriptedUpstream:
-    def __init__(self, texts: list[str], *, prompt_tokens: int = 10, owned_by: str = "someone") -> None:
+    def __init__(self, texts: list[str], *, prompt_tokens: int = 10, owned_by: str = "someone",
+                 finish_reasons: list[str] | None = None) -> None:
         self.texts = list(texts)
+        self.finish_reasons = finish_reasons  # the n-th answer's (default "stop")
         self.prompt_tokens = prompt_tokens
         self.owned_by = owned_by
         self.requests: list[dict[str, Any]] = []
@@ -50,16 +53,18 @@ class ScriptedUpstream:
         pieces = re.findall(r"\s*\S+", text) or [""]
         usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": len(pieces),
                  "total_tokens": self.prompt_tokens + len(pieces)}
+        finish = self.finish_reasons[len(self.requests) - 1] if self.finish_reasons else "stop"
         if not body.get("stream"):
-            choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
+            choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
             choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
             return JSONResponse({"id": "x1", "object": "chat.completion" if chat else "text_completion",
                                  "created": 1, "model": body["model"], "choices": [choice], "usage": usage})
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(self._events(chat, pieces, usage if include_usage else None),
+        return StreamingResponse(self._events(chat, pieces, usage if include_usage else None, finish),
                                  media_type="text/event-stream")
 
-    async def _events(self, chat: bool, pieces: list[str], usage: dict[str, Any] | None) -> AsyncIterator[bytes]:
+    async def _events(self, chat: bool, pieces: list[str], usage: dict[str, Any] | None,
+                      finish: str) -> AsyncIterator[bytes]:
         head = {"id": "x1", "object": "chat.completion.chunk" if chat else "text_completion", "created": 1,
                 "model": "up-model"}
 
@@ -71,8 +76,8 @@ class ScriptedUpstream:
         for piece in pieces:
             yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None} if chat
                          else {"index": 0, "text": piece, "finish_reason": None}])
-        yield event([{"index": 0, "delta": {}, "finish_reason": "stop"} if chat
-                     else {"index": 0, "text": "", "finish_reason": "stop"}])
+        yield event([{"index": 0, "delta": {}, "finish_reason": finish} if chat
+                     else {"index": 0, "text": "", "finish_reason": finish}])
         if usage is not None:
             yield event([], usage=usage)
         yield b"data: [DONE]\n\n"

@@ -37,6 +37,7 @@ MODE_HEADER = "x-sluice-structured-mode"
 ATTEMPTS_HEADER = "x-sluice-structured-attempts"
 VERDICT_FIELD = "structured_output"  # on the whole answer, or the stream's finishing chunk
 _NOT_ASKED = Verdict(None, (), False)  # a choice that called a tool or refused: nothing to check
+_CUT_OFF = "the answer was cut off at the token limit: give a shorter one"
 _REASK = "Your answer did not match the required JSON format:\n{errors}\nReply with only the corrected JSON."
 
 
@@ -127,7 +128,8 @@ class StructuredStage:
                 left = settings.retry_token_budget - sum(a["completion_tokens"] or 0 for a in attempts[1:])
                 if len(attempts) >= settings.max_attempts or left <= 0 or not _may_reask(call.request):  # type: ignore[arg-type]
                     break
-                call.request, ctx.raw_body = _reask(call.request, ctx.raw_body, answer.text, failed.errors, left)  # type: ignore[arg-type]
+                errors = failed.errors + ((_CUT_OFF,) if answer.finish_reason == "length" else ())
+                call.request, ctx.raw_body = _reask(call.request, ctx.raw_body, answer.text, errors, left)  # type: ignore[arg-type]
         except BaseException:
             ctx.usage = total  # the attempts so far are billed and logged however the request ends
             if attempts:
