@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from openai import APIConnectionError, OpenAI  # imported here: `--help` works without the SDK
 
-    client = OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)  # a 502 is final: don't resend
+    client = OpenAI(base_url=args.base_url, api_key=args.api_key)
     try:
         answer = structured(client, model=args.model, response_model=UserInfo, max_retries=2,
                             messages=[{"role": "user", "content": f"Extract the user: {args.text}"}])

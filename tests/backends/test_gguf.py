@@ -14,16 +14,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sluice.backends import build_backend
 from sluice.backends.gguf import resolve_gguf_path
 from sluice.backends.types import BackendCall, ChatCompletionRequest, Chunk, CompletionRequest
 from sluice.backends.worker import WorkerBackend
-from sluice.config import GGUFBackendConfig
 from sluice.errors import BackendNotReady
 
 if importlib.util.find_spec("llama_cpp") is None:
@@ -42,12 +39,8 @@ TEMPLATED = (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{QUESTI
 
 
 @pytest.fixture
-async def backend() -> AsyncIterator[WorkerBackend]:
-    backend = build_backend("smollm2", GGUFBackendConfig(type="gguf", path="builtin:smollm2"))
-    assert isinstance(backend, WorkerBackend)
-    await backend.start()
-    yield backend
-    await backend.close()
+def backend(smollm2: WorkerBackend) -> WorkerBackend:
+    return smollm2  # tests/backends/conftest.py
 
 
 def chat_call(messages: list[dict[str, str]] = MESSAGES, **params: Any) -> BackendCall:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
@@ -16,11 +16,9 @@ import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
-from sluice.backends import build_backend
 from sluice.backends._threaded import sampling_for
 from sluice.backends.types import BackendCall, ChatCompletionRequest, CompletionRequest
 from sluice.backends.worker import WorkerBackend
-from sluice.config import GGUFBackendConfig
 from sluice.errors import InvalidRequest
 
 HAS_LLGUIDANCE = importlib.util.find_spec("llguidance") is not None
@@ -266,12 +264,8 @@ def test_limits_hit_mid_answer_are_the_schemas_fault() -> None:
 # -- SmolLM2 in the gguf backend's worker process ------------------------------------------------------------------
 
 @pytest.fixture
-async def backend() -> AsyncIterator[WorkerBackend]:
-    backend = build_backend("smollm2", GGUFBackendConfig(type="gguf", path="builtin:smollm2"))
-    assert isinstance(backend, WorkerBackend)
-    await backend.start()
-    yield backend
-    await backend.close()
+def backend(smollm2: WorkerBackend) -> WorkerBackend:
+    return smollm2  # tests/backends/conftest.py
 
 
 def assert_valid(text: str, schema: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 
@@ -127,6 +128,19 @@ def test_past_the_attempts_it_is_a_502_with_every_attempt_logged(scripted: tuple
     assert record.status_code == 502 and (record.prompt_tokens, record.completion_tokens) == (20, 8)
     assert [len(a["errors"]) for a in record.annotations["structured.attempts"]] == [1, 1]
     assert 'sluice_structured_answers_total{mode="failed",model="m"} 1.0' in metrics
+
+
+def test_the_openai_sdk_does_not_resend_the_final_502(scripted: tuple[ScriptedUpstream, str],
+                                                      tmp_path: Path) -> None:
+    upstream, url = scripted
+    upstream.texts = ["no JSON here"]
+    with gateway(url, tmp_path / "log.db", structured={"max_attempts": 2}) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=2)
+        with pytest.raises(openai.InternalServerError) as error:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                           response_format=FORMAT)  # type: ignore[arg-type]
+    assert error.value.status_code == 502
+    assert len(upstream.requests) == 2  # the gateway's two attempts; the SDK's two retries not spent
 
 
 def test_on_failure_return_gives_the_last_answer_marked_invalid(scripted: tuple[ScriptedUpstream, str],
