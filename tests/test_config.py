@@ -374,3 +374,27 @@ def test_every_example_config_validates_on_its_env_defaults(example: Path, monke
     assert config.models, f"{example.name} configures no models"
     for model in config.models.values():
         assert all(target.backend in config.backends for target in model.targets)
+
+
+@pytest.mark.parametrize(("section", "where"), [
+    ({"structured": {"max_attempts": 0}}, "structured.max_attempts"),
+    ({"structured": {"on_failure": "ignore"}}, "structured.on_failure"),
+    ({"structured": {"validate": True}}, "structured.validate"),
+    ({"backends": {"b": {"type": "openai", "base_url": "http://x/v1", "structured_output": "grammar"}}},
+     "backends.b.structured_output"),
+    ({"models": {"m": {"structured": {"enforce": "sometimes"}}}}, "models.m.structured.enforce"),
+])
+def test_structured_output_settings_name_the_bad_key(section: dict[str, Any], where: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(section)
+    assert where in str(caught.value)
+
+
+def test_a_models_structured_section_overrides_only_what_it_sets() -> None:
+    from sluice.config import merge_structured_config
+
+    config = parse_config({"structured": {"max_attempts": 5, "repair": False},
+                           "backends": {"b": {"type": "openai", "base_url": "http://x/v1"}},
+                           "models": {"m": {"targets": [{"backend": "b"}], "structured": {"max_attempts": 2}}}})
+    merged = merge_structured_config(config.structured, config.models["m"].structured)
+    assert (merged.max_attempts, merged.repair, merged.enforce) == (2, False, True)
