@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
     ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags", "sluice.structured"),
-    ("sluice.rollout", "sluice.sim", "sluice.loadtest", "sluice.safety"),
+    ("sluice.rollout", "sluice.sim", "sluice.loadtest", "sluice.safety", "sluice.evals"),
     ("sluice.gateway",),  # the request path (the chain runner, the routing terminal) and the start-up checks
     ("sluice.compose",),  # the composition root: builds everything from config, starts and closes it in order
     ("sluice.api",),  # the app: routes, error mapping
