@@ -28,7 +28,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # record, names loaded on first use
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
-    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags", "sluice.structured"),
+    ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags", "sluice.structured",
+     "sluice.registry"),
     ("sluice.rollout", "sluice.sim", "sluice.loadtest", "sluice.safety", "sluice.evals"),
     ("sluice.gateway",),  # the request path (the chain runner, the routing terminal) and the start-up checks
     ("sluice.compose",),  # the composition root: builds everything from config, starts and closes it in order

@@ -151,7 +151,7 @@ def test_a_failing_candidate_hidden_behind_a_fallback_model_is_still_rolled_back
             FaultPlan(degraded=DegradedFault(slowdown=1.0, error_rate=0.3)))
         with load(gw) as statuses:
             start_canary(gw, steps=[50, 100], interval_s=2.0, min_requests=20)
-            done = wait_for(lambda: finished(gw), timeout_s=15, what="the canary to finish")
+            done = wait_for(lambda: finished(gw), timeout_s=30, what="the canary to finish")
         assert set(statuses) == {"200"}  # the fallback answered every request the candidate failed
         assert done["canary"]["state"] == "rolled_back"
         [verdict] = done["canary"]["verdicts"]

@@ -11,6 +11,7 @@ from sluice.cli.cost import cost_app
 from sluice.cli.deploy import deploy_app
 from sluice.cli.keys import keys_app
 from sluice.cli.logs import logs_app
+from sluice.cli.models import models_app
 from sluice.cli.plan import plan_app
 from sluice.cli.safety import safety_app
 from sluice.cli.serve import serve
@@ -26,6 +27,7 @@ app.add_typer(cost_app, name="cost")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(logs_app, name="logs")
+app.add_typer(models_app, name="models")
 app.add_typer(plan_app, name="plan")
 app.add_typer(safety_app, name="safety")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -63,6 +63,33 @@ def read_store(url: str, work: Callable[[AsyncEngine], Awaitable[T]], *, what: s
         return asyncio.run(main())
     except DBAPIError as error:
         exit_with(f"cannot read {what} at {display_url(url)}: {error.orig or error}{hint}")
+
+
+def admin_call(method: str, url: str, path: str, master_key: str | None, body: dict[str, Any] | None = None) -> Any:
+    """One call of the gateway's admin API: its JSON answer, or exit 1 with the error it gave (or why it could
+    not be reached)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if master_key:
+        request.add_header("authorization", f"Bearer {master_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.loads(error.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = error.reason
+        hint = " (pass --master-key or set SLUICE_MASTER_KEY)" if error.code == 401 else ""
+        exit_with(f"{error.code}: {message}{hint}")
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        exit_with(f"cannot reach the gateway at {url} ({reason}); is `sluice serve` running? (--url / SLUICE_URL)")
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:

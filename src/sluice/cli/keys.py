@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from sluice.cli.common import console, err_console
+from sluice.cli.common import admin_call, console, err_console
 
 keys_app = typer.Typer(help="Virtual keys: per-caller secrets with model access, budgets and rate limits.",
                        no_args_is_help=True)
@@ -194,24 +194,7 @@ def _settings(*, team: str | None, owner: str | None, model: list[str] | None, b
 
 
 def _call(method: str, url: str, path: str, master_key: str | None, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    if master_key:
-        request.add_header("authorization", f"Bearer {master_key}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.loads(error.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = error.reason
-        hint = " (pass --master-key or set SLUICE_MASTER_KEY)" if error.code == 401 else ""
-        _fail(f"{error.code}: {message}{hint}")
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        _fail(f"cannot reach the gateway at {url} ({reason}); is `sluice serve` running? (--url / SLUICE_URL)")
+    return admin_call(method, url, path, master_key, body)
 
 
 def _seconds(text: str, option: str) -> float:

@@ -23,7 +23,17 @@ from sluice.store.db import (
     sqlite_path,
     sync_url,
 )
-from sluice.store.models import MODEL_MAX_CHARS, REQUEST_ID_MAX_CHARS, Base, RequestLog, ShadowPairRow, VirtualKeyRow
+from sluice.store.models import (
+    MODEL_MAX_CHARS,
+    REQUEST_ID_MAX_CHARS,
+    Base,
+    RegistryAliasEventRow,
+    RegistryAliasRow,
+    RegistryVersionRow,
+    RequestLog,
+    ShadowPairRow,
+    VirtualKeyRow,
+)
 from sluice.store.request_log import clean_text, insert_many
 
 if TYPE_CHECKING:
@@ -44,6 +54,9 @@ __all__ = [
     "REQUEST_ID_MAX_CHARS",
     "AuditEvent",
     "Base",
+    "RegistryAliasEventRow",
+    "RegistryAliasRow",
+    "RegistryVersionRow",
     "RequestLog",
     "ShadowPairRow",
     "VerdictRecord",

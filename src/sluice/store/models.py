@@ -245,6 +245,64 @@ class VirtualKeyRow(Base):
     __table_args__ = (Index("ix_virtual_keys_team", "team"),)
 
 
+# --- the model registry (registry/): versions, aliases, alias moves -----------------------------------------
+
+
+class RegistryVersionRow(Base):
+    """One numbered version of a registered model: base model, adapter, prompt, params, serving targets."""
+
+    __tablename__ = "registry_versions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, 3 ... per model; the unique index settles races
+    base_model: Mapped[str] = mapped_column(Text)
+    base_revision: Mapped[str | None] = mapped_column(Text)
+    adapter_uri: Mapped[str | None] = mapped_column(Text)  # NULL: no LoRA adapter (and the adapter_* are NULL)
+    adapter_sha256: Mapped[str | None] = mapped_column(String(64))
+    adapter_rank: Mapped[int | None] = mapped_column(Integer)
+    adapter_alpha: Mapped[float | None] = mapped_column(Double)
+    adapter_base_model: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(Text)  # a prompt reference, `support-prompt@3`
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # generation params
+    targets: Mapped[list[dict[str, str]]] = mapped_column(JSON)  # [{backend, model}]
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON)  # dataset_sha256, parent_version ...
+    metadata_json: Mapped[dict[str, Any]] = mapped_column(JSON)  # free metadata (`metadata` is SQLAlchemy's)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ux_registry_versions_model_version", "model", "version", unique=True),)
+
+
+class RegistryAliasRow(Base):
+    """Where an alias of a model (`production`, `staging` ...) points now."""
+
+    __tablename__ = "registry_aliases"
+
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class RegistryAliasEventRow(Base):
+    """The audit trail of aliases: one row per move, from a version (NULL: new) to a version (NULL: deleted)."""
+
+    __tablename__ = "registry_alias_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Double)
+    actor: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_registry_alias_events_model_at", "model", "at"),)
+
+
 __all__ = [
     "MODEL_MAX_CHARS",
     "NAMING_CONVENTION",
@@ -254,6 +312,9 @@ __all__ = [
     "CanaryVerdictRow",
     "DeploymentEvent",
     "DeploymentRow",
+    "RegistryAliasEventRow",
+    "RegistryAliasRow",
+    "RegistryVersionRow",
     "RequestLog",
     "RolloutLease",
     "ShadowPairRow",

@@ -1,0 +1,245 @@
+"""`sluice models …`: the model registry on a running gateway — register versions, list, show, move aliases,
+read their history, diff two versions (docs/registry.md). Talks to `/admin/models` like `sluice keys`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sluice.cli.common import admin_call, console, exit_with
+from sluice.cli.keys import AsJson, MasterKey, Url
+from sluice.registry import RegistryError, file_sha256, inspect_adapter, parse_ref
+
+models_app = typer.Typer(help="The model registry: versions of (base model, LoRA adapter, prompt, params), aliases.",
+                         no_args_is_help=True)
+DEFAULT_URL = "http://127.0.0.1:4000"
+Pairs = Annotated[list[str] | None, typer.Option(help="KEY=VALUE (the value read as JSON when it parses); repeat.")]
+
+
+@models_app.command("register")
+def register(model: Annotated[str, typer.Argument(help="The registered model's name, e.g. customer-support.")],
+             base: Annotated[str, typer.Option("--base", help="The base model id, e.g. "
+                                               "meta-llama/Llama-3.1-8B-Instruct.")],
+             revision: Annotated[str | None, typer.Option(help="The base model's revision or hash.")] = None,
+             adapter: Annotated[str | None, typer.Option(help="A LoRA adapter: a local PEFT folder or .gguf file "
+                                                         "(hashed, rank and alpha read), or a URI.")] = None,
+             prompt: Annotated[str | None, typer.Option(help="The prompt version it uses, e.g. support@3.")] = None,
+             param: Pairs = None,
+             target: Annotated[list[str] | None, typer.Option(help="Where it is served: BACKEND:MODEL; repeat.")]
+             = None,
+             dataset: Annotated[Path | None, typer.Option(help="The training data file (its hash is kept).")] = None,
+             parent: Annotated[int | None, typer.Option(help="The version it was trained from.")] = None,
+             meta: Pairs = None,
+             description: Annotated[str | None, typer.Option(help="A line about this version.")] = None,
+             actor: Annotated[str | None, typer.Option(help="Who registers it (kept with the version).")] = None,
+             url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """Register a new version (numbered by the registry: 1, 2, 3…)."""
+    body: dict[str, Any] = {"base_model": base, "base_revision": revision, "prompt": prompt,
+                            "params": _pairs(param, "--param"), "metadata": _pairs(meta, "--meta"),
+                            "targets": [_target(text) for text in target or ()], "description": description,
+                            "actor": actor}
+    if adapter is not None:
+        body["adapter"] = _adapter(adapter, base)
+    lineage: dict[str, Any] = {}
+    if dataset is not None:
+        lineage.update(dataset=str(dataset), dataset_sha256=_or_exit(lambda: file_sha256(dataset)))
+    if parent is not None:
+        lineage["parent_version"] = parent
+    body["lineage"] = lineage
+    result = admin_call("POST", url, f"/admin/models/{_seg(model)}/versions", master_key, body)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"registered [bold]{model}@{result['version']}[/]")
+    _render_version(result)
+
+
+@models_app.command("list")
+def list_models(url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """Registered models: how many versions, the latest, the aliases."""
+    result = admin_call("GET", url, "/admin/models", master_key)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("model", "versions", "latest", "aliases", "updated")
+    for row in result["data"]:
+        aliases = ", ".join(f"{alias} → {version}" for alias, version in sorted(row["aliases"].items()))
+        table.add_row(row["model"], str(row["versions"]), str(row["latest"]), aliases or "—",
+                      _when(row.get("updated_at")))
+    console.print(table if result["data"] else "no registered models yet: sluice models register NAME --base ID")
+
+
+@models_app.command("show")
+def show(ref: Annotated[str, typer.Argument(help="MODEL (its versions), MODEL@N or MODEL@ALIAS (one version).")],
+         url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """A model's versions, or one version in full."""
+    model, version = _or_exit(lambda: parse_ref(ref))
+    if version is None:
+        result = admin_call("GET", url, f"/admin/models/{_seg(model)}/versions", master_key)
+        if as_json:
+            _print_json(result)
+            return
+        table = Table("version", "base", "adapter", "prompt", "aliases", "created", "by")
+        for row in result["data"]:
+            adapter = (row.get("adapter") or {}).get("uri") or "—"
+            table.add_row(str(row["version"]), row["base_model"], adapter, row.get("prompt") or "—",
+                          ", ".join(row.get("aliases") or ()) or "—", _when(row["created_at"]),
+                          row.get("created_by") or "—")
+        console.print(table)
+        return
+    result = admin_call("GET", url, f"/admin/models/{_seg(model)}/versions/{_seg(str(version))}", master_key)
+    if as_json:
+        _print_json(result)
+        return
+    _render_version(result)
+
+
+@models_app.command("alias")
+def alias(model: Annotated[str, typer.Argument(help="The registered model.")],
+          name: Annotated[str, typer.Argument(help="The alias: production, staging, or your own.")],
+          version: Annotated[int | None, typer.Argument(help="The version it should point at.")] = None,
+          delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
+          reason: Annotated[str | None, typer.Option(help="Why (kept in the alias history).")] = None,
+          actor: Annotated[str | None, typer.Option(help="Who moves it (kept in the alias history).")] = None,
+          url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """Point an alias at a version (atomically, audited), or remove it with --delete."""
+    if delete == (version is not None):
+        exit_with("give a VERSION to point the alias at, or --delete to remove it", code=2)
+    body = {"reason": reason, "actor": actor}
+    if delete:
+        result = admin_call("DELETE", url, f"/admin/models/{_seg(model)}/aliases/{_seg(name)}", master_key, body)
+    else:
+        result = admin_call("PUT", url, f"/admin/models/{_seg(model)}/aliases/{_seg(name)}", master_key,
+                            {**body, "version": version})
+    if as_json:
+        _print_json(result)
+        return
+    was = result.get("from_version")
+    now = result.get("to_version")
+    console.print(f"{model}@{name}: {was if was is not None else '—'} → {now if now is not None else 'removed'}")
+
+
+@models_app.command("history")
+def history(model: Annotated[str, typer.Argument(help="The registered model.")],
+            name: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
+            url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """Every alias move, oldest first: when, which alias, from and to, who, why."""
+    query = f"?alias={_seg(name)}" if name else ""
+    result = admin_call("GET", url, f"/admin/models/{_seg(model)}/aliases{query}", master_key)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("when", "alias", "from", "to", "by", "reason")
+    for event in result["data"]:
+        table.add_row(_when(event["at"]), event["alias"], _version(event["from_version"]),
+                      _version(event["to_version"]), event.get("actor") or "—", event.get("reason") or "")
+    console.print(table)
+
+
+@models_app.command("diff")
+def diff(a: Annotated[str, typer.Argument(help="MODEL@N or MODEL@ALIAS.")],
+         b: Annotated[str, typer.Argument(help="N, ALIAS, or MODEL@N / MODEL@ALIAS of the same model.")],
+         url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """What differs between two versions of a model, field by field."""
+    model, first = _or_exit(lambda: parse_ref(a))
+    other_model, second = _or_exit(lambda: parse_ref(b if "@" in b else f"{model}@{b}"))
+    if other_model != model or first is None or second is None:
+        exit_with(f"compare two versions of one model: sluice models diff {model}@1 {model}@2", code=2)
+    result = admin_call("GET", url, f"/admin/models/{_seg(model)}/diff?a={_seg(str(first))}&b={_seg(str(second))}",
+                        master_key)
+    if as_json:
+        _print_json(result)
+        return
+    if not result["changes"]:
+        console.print(f"{model}@{result['a']} and @{result['b']} are the same")
+        return
+    table = Table("field", f"{model}@{result['a']}", f"{model}@{result['b']}")
+    for change in result["changes"]:
+        table.add_row(change["field"], _cell(change["a"]), _cell(change["b"]))
+    console.print(table)
+
+
+def _adapter(adapter: str, base: str) -> dict[str, Any]:
+    """A local adapter is read (hash, rank, alpha, its base); anything else is kept as a URI."""
+    path = Path(adapter).expanduser()
+    if not path.exists():
+        if "://" not in adapter:
+            exit_with(f"--adapter: {adapter} does not exist (give a local folder / .gguf file, or a URI)", code=2)
+        return {"uri": adapter}
+    found = _or_exit(lambda: inspect_adapter(path))
+    if found.base_model is not None and found.base_model != base:
+        exit_with(f"--adapter: it was trained on {found.base_model!r}, not on --base {base!r}", code=2)
+    return {"uri": found.uri, "sha256": found.sha256, "rank": found.rank, "alpha": found.alpha,
+            "base_model": found.base_model}
+
+
+def _seg(text: str) -> str:
+    """A name as one URL path segment (or query value): whatever it holds, the gateway judges it, not urllib."""
+    return urllib.parse.quote(text, safe="")
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            exit_with(f"{option}: expected KEY=VALUE, not {item!r}", code=2)
+        try:
+            pairs[key] = json.loads(value)
+        except ValueError:
+            pairs[key] = value
+    return pairs
+
+
+def _target(text: str) -> dict[str, str]:
+    backend, sep, model = text.partition(":")
+    if not sep or not backend or not model:
+        exit_with(f"--target: expected BACKEND:MODEL, not {text!r}", code=2)
+    return {"backend": backend, "model": model}
+
+
+def _or_exit(work: Any) -> Any:
+    try:
+        return work()
+    except RegistryError as error:
+        exit_with(str(error), code=2)
+
+
+def _render_version(row: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None)
+    for name in ("model", "version", "base_model", "base_revision", "prompt", "description", "created_by"):
+        if row.get(name) is not None:
+            table.add_row(name, str(row[name]))
+    table.add_row("created", _when(row["created_at"]))
+    table.add_row("aliases", ", ".join(row.get("aliases") or ()) or "—")
+    for name in ("adapter", "params", "targets", "lineage", "metadata"):
+        if row.get(name):
+            table.add_row(name, _cell(row[name]))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    return "—" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _version(value: int | None) -> str:
+    return "—" if value is None else str(value)
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return "—"
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+__all__ = ["models_app"]

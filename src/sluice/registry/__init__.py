@@ -1,0 +1,67 @@
+"""The model registry: numbered versions of each model (base model, LoRA adapter, prompt, params, serving
+targets, lineage), aliases such as `production` that point at one, and the audit trail of their moves.
+
+The repository over the store (`register`, `get_version` ...) imports SQLAlchemy, so its names load on first
+use: reading a `model@ref` or diffing two versions needs no database client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sluice.lazy import on_first_use
+from sluice.registry.adapters import file_sha256, inspect_adapter
+from sluice.registry.versions import (
+    Adapter,
+    AliasEvent,
+    ModelVersion,
+    RegistryError,
+    RegistryNotFound,
+    VersionSpec,
+    diff,
+    parse_ref,
+)
+
+if TYPE_CHECKING:
+    from sluice.registry.store import (
+        alias_history,
+        delete_alias,
+        get_version,
+        list_models,
+        list_versions,
+        register,
+        set_alias,
+    )
+
+_ON_FIRST_USE = {  # name -> module: these import SQLAlchemy
+    "alias_history": "sluice.registry.store",
+    "delete_alias": "sluice.registry.store",
+    "get_version": "sluice.registry.store",
+    "list_models": "sluice.registry.store",
+    "list_versions": "sluice.registry.store",
+    "register": "sluice.registry.store",
+    "set_alias": "sluice.registry.store",
+}
+
+__getattr__ = on_first_use(__name__, _ON_FIRST_USE)
+
+
+__all__ = [
+    "Adapter",
+    "AliasEvent",
+    "ModelVersion",
+    "RegistryError",
+    "RegistryNotFound",
+    "VersionSpec",
+    "alias_history",
+    "delete_alias",
+    "diff",
+    "file_sha256",
+    "get_version",
+    "inspect_adapter",
+    "list_models",
+    "list_versions",
+    "parse_ref",
+    "register",
+    "set_alias",
+]
