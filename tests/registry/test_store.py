@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +25,6 @@ from sluice.registry import (
     register,
     set_alias,
 )
-from sluice.store import create_engine, migrate
 from tests.support.postgres import database_url, postgres_server, postgres_url  # noqa: F401
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
@@ -38,16 +36,6 @@ def spec(**overrides: object) -> VersionSpec:
                                      targets=[{"backend": "vllm-a", "model": "support"}])
     values.update(overrides)
     return VersionSpec(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 # --- versions ---------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ picking changes up, the driver lease, and the request-log windows canary analysi
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +17,7 @@ from sluice.rollout.errors import RolloutConflict
 from sluice.rollout.metrics import RolloutMetrics
 from sluice.rollout.service import RolloutService
 from sluice.rollout.webhooks import WebhookNotifier
-from sluice.store import create_engine, deployments, migrate, request_log
+from sluice.store import deployments, request_log
 from tests.support.postgres import database_url, postgres_server, postgres_url  # noqa: F401
 
 RAW = {
@@ -29,16 +28,6 @@ RAW = {
 }
 CONFIG = parse_config(RAW)
 GREEN = (TargetRef("green", "v2"),)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def replica(engine: AsyncEngine, config: SluiceConfig = CONFIG) -> RolloutService:

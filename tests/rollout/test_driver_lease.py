@@ -3,10 +3,7 @@ clock values over a real store (SQLite file and PostgreSQL): no waiting."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import orjson
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,22 +15,12 @@ from sluice.records import RequestRecord
 from sluice.rollout import TargetRef
 from sluice.rollout.controller import LEASE, CanaryDriver
 from sluice.rollout.webhooks import WebhookNotifier
-from sluice.store import create_engine, deployments, migrate, request_log
+from sluice.store import deployments, request_log
 from tests.rollout.test_deployment_store import replica
 from tests.support.postgres import database_url, postgres_server, postgres_url  # noqa: F401
 from tests.support.servers import free_port, serve_app
 
 GREEN = (TargetRef("green", "v2"),)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def log_requests(engine: AsyncEngine, role: str, start: float, n: int, tag: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,7 +13,7 @@ from sluice.rollout.shadow_metrics import ShadowMetrics
 from sluice.rollout.shadow_pair import ShadowPair
 from sluice.rollout.shadow_report import load_report, parse_since, summarize
 from sluice.rollout.shadow_writer import ShadowPairWriter
-from sluice.store import create_engine, current_revision, head_revision, migrate
+from sluice.store import current_revision, head_revision
 
 NOW = 1_750_000_000.0
 PII = "write to jane@example.com"
@@ -52,16 +51,6 @@ def known_set() -> list[ShadowPair]:
         pair("too-old", created_at=NOW - 7200, primary_e2e_s=9.0, shadow_e2e_s=9.0, exact_match=False,
              similarity=0.0, length_ratio=9.0),
     ]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def writer_for(engine: AsyncEngine, **kwargs: object) -> tuple[ShadowPairWriter, ShadowMetrics]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import event, text
@@ -36,16 +35,6 @@ def full_record(request_id: str = "req-full") -> RequestRecord:
         request_body='{"model":"chat-model","messages":[{"role":"user","content":"héllo 👋\\nworld"}]}',
         response_body="Bonjour — 你好 👋\n" + "x" * 100_000,
     )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
-    await migrate(database_url)
-    engine = create_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_migrate_creates_the_table_and_is_idempotent(database_url: str) -> None:  # noqa: F811

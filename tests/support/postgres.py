@@ -16,9 +16,10 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,6 +161,19 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     finally:
         with psycopg.connect(**admin) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[Any]:
+    """The store at `database_url`, migrated to the head revision; disposed after the test."""
+    from sluice.store import create_engine, migrate
+
+    await migrate(database_url)
+    migrated = create_engine(database_url)
+    try:
+        yield migrated
+    finally:
+        await migrated.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
