@@ -96,3 +96,29 @@ def test_bad_input_is_a_clear_error(gateway: RunningGateway, tmp_path: Path) -> 
     response = httpx.post(gateway.url + "/admin/models/support/versions", json={
         "base_model": BASE, "adapter": {"uri": "s3://a/b", "base_model": "other"}})
     assert response.status_code == 400 and response.json()["error"]["code"] == "adapter_base_mismatch"
+
+
+def test_a_registry_version_becomes_a_deployments_candidate(gateway: RunningGateway) -> None:
+    assert models(gateway, "register", "support", "--base", BASE, "--target", "up:up-model")[0] == 0
+    assert models(gateway, "register", "support", "--base", BASE)[0] == 0  # no targets
+    assert models(gateway, "register", "support", "--base", BASE, "--target", "elsewhere:x")[0] == 0
+    assert models(gateway, "alias", "support", "staging", "1")[0] == 0
+
+    def deploy(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["deploy", *args, "--url", gateway.url], env=WIDE)
+        return result.exit_code, result.output
+
+    code, out = deploy("set-candidate", "m", "--version", "support@staging", "--weight", "10")
+    assert code == 0, out
+    deployment = httpx.get(gateway.url + "/admin/deployments/m").json()
+    assert [(t["backend"], t["model"]) for t in deployment["candidate"]] == [("up", "up-model")]
+    history = httpx.get(gateway.url + "/admin/deployments/m/history").json()["data"]
+    assert history[0]["reason"] == "registry version support@1"
+    code, out = deploy("set-candidate", "m", "--version", "support@2")
+    assert code == 1 and "support@2 names no serving targets" in out
+    code, out = deploy("set-candidate", "m", "--version", "support@3")
+    assert code == 1 and "served by elsewhere, which this gateway does not configure" in out
+    code, out = deploy("set-candidate", "m", "--version", "nothing@1")
+    assert code == 1 and "unknown model 'nothing'; registered models: support" in out
+    code, out = deploy("set-candidate", "m")
+    assert code == 2 and "--candidate" in out

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,6 +26,7 @@ from sluice.api.errors import error_response, validation_error
 from sluice.compose import AppState
 from sluice.config import CanaryConfig
 from sluice.errors import InvalidRequest, SluiceError
+from sluice.registry import RegistryError, get_version, parse_ref
 from sluice.rollout import CanaryRun, RolloutService, StoreNotOpen, TargetRef
 from sluice.store import AuditEvent, VerdictRecord
 
@@ -52,9 +53,16 @@ class SetWeightBody(_Body):
 
 
 class SetCandidateBody(_Body):
-    candidate: list[TargetBody] = Field(min_length=1)
+    candidate: list[TargetBody] = []  # its replicas; or:
+    version: str | None = Field(None, max_length=200)  # a registry version (`support@3`, `support@staging`)
     strategy: Literal["canary", "blue_green"] | None = None
     weight: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SetCandidateBody:
+        if bool(self.candidate) == (self.version is not None):
+            raise ValueError("give the candidate's replicas (`candidate`) or a registry `version`, not both")
+        return self
 
 
 class SetShadowBody(_Body):
@@ -140,9 +148,33 @@ async def _set_weight(rollout: RolloutService, state: AppState, model: str, data
 async def _set_candidate(rollout: RolloutService, state: AppState, model: str, data: dict[str, Any], actor: str,
                          ) -> Any:
     body = _parse(SetCandidateBody, data)
-    deployment = await rollout.set_candidate(model, _targets(body.candidate, model), strategy=body.strategy,
-                                             weight=body.weight, actor=actor, reason=body.reason)
+    targets, reason = _targets(body.candidate, model), body.reason
+    if body.version is not None:  # the registry says where that version is served
+        targets, served = await _registry_targets(state, body.version)
+        reason = f"registry version {served}" + (f": {reason}" if reason else "")
+    deployment = await rollout.set_candidate(model, targets, strategy=body.strategy, weight=body.weight,
+                                             actor=actor, reason=reason)
     return {"deployment": rollout.view(deployment)}
+
+
+async def _registry_targets(state: AppState, ref: str) -> tuple[tuple[TargetRef, ...], str]:
+    """A registry version's serving targets (and the version it resolved to); a 400 saying what is missing."""
+    assert state.engine is not None
+    try:
+        name, version_ref = parse_ref(ref)
+        version = await get_version(state.engine, name, version_ref)
+    except RegistryError as error:
+        raise InvalidRequest(f"version: {error}", param="version", code="unknown_version") from None
+    served = f"{version.model}@{version.version}"
+    if not version.spec.targets:
+        raise InvalidRequest(f"version: {served} names no serving targets; register it with --target "
+                             "BACKEND:MODEL", param="version", code="version_without_targets")
+    unknown = [t["backend"] for t in version.spec.targets if t["backend"] not in state.config.backends]
+    if unknown:
+        raise InvalidRequest(f"version: {served} is served by {', '.join(unknown)}, which this gateway does not "
+                             f"configure (backends: {', '.join(sorted(state.config.backends))})", param="version",
+                             code="unknown_backend")
+    return tuple(TargetRef(t["backend"], t["model"], 100.0) for t in version.spec.targets), served
 
 
 async def _set_shadow(rollout: RolloutService, state: AppState, model: str, data: dict[str, Any], actor: str,

@@ -121,17 +121,25 @@ def set_weight(model: str = MODEL, weight: float = typer.Argument(..., help="Per
 
 @deploy_app.command("set-candidate")
 def set_candidate(model: str = MODEL,
-                  candidate: list[str] = typer.Option(..., "--candidate", "-t", help="BACKEND or "
-                                                      "BACKEND:UPSTREAM_MODEL, optionally @WEIGHT; repeatable: "
-                                                      "the candidate's replicas."),
+                  candidate: list[str] | None = typer.Option(None, "--candidate", "-t", help="BACKEND or "
+                                                             "BACKEND:UPSTREAM_MODEL, optionally @WEIGHT; "
+                                                             "repeatable: the candidate's replicas."),
+                  version: str | None = typer.Option(None, "--version", help="Or a registry version "
+                                                     "(support@3, support@staging): served where the registry "
+                                                     "says (sluice models show)."),
                   strategy: str | None = typer.Option(None, "--strategy", help="canary or blue_green (default: "
                                                       "keep)."),
                   weight: float = typer.Option(0.0, "--weight", help="Its share of traffic, percent."),
                   reason: str | None = REASON, actor: str | None = ACTOR, url: str = URL, key: str | None = KEY,
                   as_json: bool = JSON) -> None:
-    """Put a new candidate version in place (at 0 % unless --weight), e.g. the next green of a blue-green."""
-    body = {"candidate": [_target(spec) for spec in candidate], "strategy": strategy, "weight": weight,
-            "reason": reason}
+    """Put a new candidate version in place (at 0 % unless --weight), e.g. the next green of a blue-green: its
+    replicas (--candidate), or a registry version (--version)."""
+    if bool(candidate) == (version is not None):
+        raise typer.BadParameter("give --candidate (repeatable) or --version, not both", param_hint="--candidate")
+    body: dict[str, Any] = {"candidate": [_target(spec) for spec in candidate or ()], "strategy": strategy,
+                            "weight": weight, "reason": reason}
+    if version is not None:
+        body["version"] = version
     _change(url, key, actor, model, "set-candidate", body, as_json)
 
 
