@@ -122,3 +122,48 @@ def test_a_registry_version_becomes_a_deployments_candidate(gateway: RunningGate
     assert code == 1 and "unknown model 'nothing'; registered models: support" in out
     code, out = deploy("set-candidate", "m")
     assert code == 2 and "--candidate" in out
+
+
+def test_the_timeline_says_which_versions_served_and_what_share_they_took(gateway: RunningGateway) -> None:
+    from tests.support.polling import wait_for
+
+    assert models(gateway, "register", "support", "--base", BASE, "--target", "up:up-model",
+                  "--param", "temperature=0.2")[0] == 0
+    before = httpx.get(gateway.url + "/admin/timeline/m").json()
+    assert before["deployment_version"] is None and before["notes"] == ["no stored change by then: the config's "
+                                                                          "deployment"]
+    [stable] = before["sides"]
+    assert stable["targets"][0]["version"]["version"] == 1 and stable["configured_share"] == 100.0
+    moment = before["at"]
+
+    assert models(gateway, "register", "support", "--base", BASE, "--target", "up:up-model-v2",
+                  "--adapter", "s3://adapters/support-v2")[0] == 0
+    result = runner.invoke(app, ["deploy", "set-candidate", "m", "--version", "support@2", "--weight", "50",
+                                 "--url", gateway.url], env=WIDE)
+    assert result.exit_code == 0, result.output
+    for n in range(20):
+        httpx.post(gateway.url + "/v1/chat/completions", json={
+            "model": "m", "user": f"user-{n}", "messages": [{"role": "user", "content": f"hello {n}"}]})
+
+    def now() -> dict[str, object] | None:
+        found = httpx.get(gateway.url + "/admin/timeline/m", params={"window_s": 120}).json()
+        return found if found["requests"] >= 20 else None
+
+    after = wait_for(now, what="the requests in the log")
+    assert after["deployment_version"] == 1 and after["change"]["reason"] == "registry version support@2"
+    sides = {side["role"]: side for side in after["sides"]}  # type: ignore[attr-defined]
+    assert sides["candidate"]["targets"][0]["version"]["version"] == 2
+    assert sides["candidate"]["targets"][0]["version"]["adapter"]["uri"] == "s3://adapters/support-v2"
+    assert sides["stable"]["targets"][0]["version"]["version"] == 1
+    assert sides["stable"]["configured_share"] == sides["candidate"]["configured_share"] == 50.0
+    took = sides["stable"]["observed_share"] + sides["candidate"]["observed_share"]
+    assert took == pytest.approx(100.0) and 0 < sides["candidate"]["observed_share"] < 100
+
+    then = httpx.get(gateway.url + "/admin/timeline/m", params={"at": moment}).json()  # before the change
+    assert then["deployment_version"] is None and [s["role"] for s in then["sides"]] == ["stable"]
+    code, out = models(gateway, "timeline", "m")
+    assert code == 0 and "support@2" in out and "s3://adapters/support-v2" in out and "50 %" in out
+    code, out = models(gateway, "timeline", "m", "--at", "yesterday-ish")
+    assert code == 2 and "ISO-8601" in out
+    code, out = models(gateway, "timeline", "nope")
+    assert code == 1 and "unknown deployment 'nope'" in out

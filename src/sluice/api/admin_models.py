@@ -8,10 +8,12 @@
     DELETE /admin/models/{model}/aliases/{alias}          remove an alias (audited too)
     GET    /admin/models/{model}/aliases                  the alias history (?alias=), oldest first
     GET    /admin/models/{model}/diff?a=1&b=production    what differs between two versions
+    GET    /admin/timeline/{deployment}?at=&window_s=     what served a deployment at a moment (unix seconds)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,7 +42,9 @@ from sluice.registry import (
     list_versions,
     register,
     set_alias,
+    timeline_at,
 )
+from sluice.rollout import DeploymentRegistry, to_spec
 
 MAX_JSON_FIELD_BYTES = 64 * 1024  # params, lineage, metadata: each at most this as JSON
 
@@ -177,6 +181,32 @@ async def diff_versions(request: Request) -> Response:
     return await _handle(request, work)
 
 
+async def timeline(request: Request) -> Response:
+    async def work(engine: AsyncEngine) -> tuple[int, Any]:
+        model = request.path_params["model"]
+        at = _number(request, "at", time.time())
+        window_s = _number(request, "window_s", 300.0)
+        if not 0 < window_s <= 86_400:
+            raise InvalidRequest("window_s: from 1 second to 1 day", param="window_s", code="invalid_value")
+        state: AppState = request.app.state.sluice
+        configured = DeploymentRegistry.from_config(state.config).get(model)
+        found = await timeline_at(engine, model, at, window_s=window_s,
+                                  config_spec=None if configured is None else to_spec(configured))
+        return 200, found.to_json()
+    return await _handle(request, work)
+
+
+def _number(request: Request, name: str, default: float) -> float:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidRequest(f"{name}: a number (unix seconds), not {text!r}", param=name,
+                             code="invalid_value") from None
+
+
 def _ref(ref: str) -> int | str | None:
     """A version number, `latest` (None), or an alias."""
     if ref == "latest":
@@ -230,4 +260,5 @@ routes = [
     Route("/admin/models/{model}/aliases/{alias}", remove_alias, methods=["DELETE"]),
     Route("/admin/models/{model}/aliases", aliases, methods=["GET"]),
     Route("/admin/models/{model}/diff", diff_versions, methods=["GET"]),
+    Route("/admin/timeline/{model}", timeline, methods=["GET"]),
 ]

@@ -165,6 +165,55 @@ def diff(a: Annotated[str, typer.Argument(help="MODEL@N or MODEL@ALIAS.")],
     console.print(table)
 
 
+@models_app.command("timeline")
+def timeline(deployment: Annotated[str, typer.Argument(help="The public model (deployment), e.g. chat.")],
+             at: Annotated[str | None, typer.Option(help="When: ISO-8601 (UTC unless it says), or unix seconds; "
+                                                    "default now.")] = None,
+             window: Annotated[float, typer.Option(help="Seconds of traffic around --at to measure shares in.")]
+             = 300.0,
+             url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
+    """What served DEPLOYMENT at a moment: its sides, the registry version (base, adapter, prompt, params) behind
+    each target, the share of traffic each side was given and the share it took."""
+    moment = _moment(at) if at is not None else None
+    query = urllib.parse.urlencode({key: value for key, value in (("at", moment), ("window_s", window))
+                                    if value is not None})
+    result = admin_call("GET", url, f"/admin/timeline/{_seg(deployment)}?{query}", master_key)
+    if as_json:
+        _print_json(result)
+        return
+    since = f"since {_when(result['since'])}" if result["since"] else "the config's deployment"
+    change = result.get("change") or {}
+    console.print(f"[bold]{deployment}[/] at {_when(result['at'])}: deployment version "
+                  f"{result['deployment_version'] or '—'} ({since}"
+                  + (f", {change['action']} by {change['actor']}" if change else "")
+                  + (f": {change['reason']}" if change.get("reason") else "") + ")")
+    table = Table("side", "given", f"took (±{result['window_s'] / 2:g} s)", "target", "registry version",
+                  "base", "adapter", "prompt", "params")
+    for side in result["sides"]:
+        observed = side["observed_share"]
+        for target in side["targets"]:
+            version = target["version"] or {}
+            table.add_row(side["role"], f"{side['configured_share']:g} %",
+                          "—" if observed is None else f"{observed:.1f} %", f"{target['backend']}:{target['model']}",
+                          f"{version['model']}@{version['version']}" if version else "unregistered",
+                          version.get("base_model") or "—", (version.get("adapter") or {}).get("uri") or "—",
+                          version.get("prompt") or "—", _cell(version.get("params")) if version else "—")
+    console.print(table)
+    console.print(f"{result['requests']} routed requests in the window")
+
+
+def _moment(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        exit_with(f"--at: expected ISO-8601 (2026-12-01T10:00) or unix seconds, not {text!r}", code=2)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+
+
 def _adapter(adapter: str, base: str) -> dict[str, Any]:
     """A local adapter is read (hash, rank, alpha, its base); anything else is kept as a URI."""
     path = Path(adapter).expanduser()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         register,
         set_alias,
     )
+    from sluice.registry.timeline import Timeline, timeline_at
 
 _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy
     "alias_history": "sluice.registry.store",
@@ -41,6 +42,8 @@ _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy
     "list_versions": "sluice.registry.store",
     "register": "sluice.registry.store",
     "set_alias": "sluice.registry.store",
+    "Timeline": "sluice.registry.timeline",
+    "timeline_at": "sluice.registry.timeline",
 }
 
 __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
@@ -52,6 +55,7 @@ __all__ = [
     "ModelVersion",
     "RegistryError",
     "RegistryNotFound",
+    "Timeline",
     "VersionSpec",
     "alias_history",
     "delete_alias",
@@ -64,4 +68,5 @@ __all__ = [
     "parse_ref",
     "register",
     "set_alias",
+    "timeline_at",
 ]

@@ -13,6 +13,7 @@ from sluice.lazy import on_first_use
 from sluice.rollout.deployment import ROUTE_OVERRIDE_HEADER, Deployment, Side, Strategy, TargetRef, bucket_of
 from sluice.rollout.registry import DeploymentRegistry
 from sluice.rollout.shadow import ShadowStage
+from sluice.rollout.spec import to_spec
 
 if TYPE_CHECKING:
     from sluice.rollout.canary import CanaryRun
@@ -67,4 +68,5 @@ __all__ = [
     "load_report",
     "parse_since",
     "report_to_json",
+    "to_spec",
 ]
