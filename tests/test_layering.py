@@ -24,8 +24,8 @@ SRC = Path(__file__).parents[1] / "src"
 
 # Low to high: a package imports only packages in the layers below its own (docs/architecture.md#layers).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("sluice", "sluice.errors", "sluice.records", "sluice.lazy"),  # the version, error types, the finished request's
-    # record, names loaded on first use
+    # the version, error types, the finished request's record, names loaded on first use, small statistics
+    ("sluice", "sluice.errors", "sluice.records", "sluice.lazy", "sluice.stats"),
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
     ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags", "sluice.structured",

@@ -9,6 +9,7 @@ from sluice.cli.bench import bench_app
 from sluice.cli.config_cmd import config_app
 from sluice.cli.cost import cost_app
 from sluice.cli.deploy import deploy_app
+from sluice.cli.evals import eval_app
 from sluice.cli.keys import keys_app
 from sluice.cli.logs import logs_app
 from sluice.cli.models import models_app
@@ -25,6 +26,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(config_app, name="config")
 app.add_typer(cost_app, name="cost")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.add_typer(logs_app, name="logs")
 app.add_typer(models_app, name="models")

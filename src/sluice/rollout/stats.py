@@ -9,6 +9,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sluice.stats import percentile
+
 
 @dataclass(slots=True, frozen=True)
 class TestResult:
@@ -49,17 +51,6 @@ def mann_whitney_greater(candidate: Sequence[float], stable: Sequence[float]) ->
 def load_scipy() -> None:
     """Import what the tests need (seconds on a busy machine), so the first analysis does not wait for it."""
     import scipy.stats  # noqa: F401
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0–100), linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def relative_increase(stable: float, candidate: float) -> float:

@@ -23,6 +23,7 @@ import orjson
 
 from sluice.safety.build import is_called
 from sluice.safety.guards import CalledGuard, Guard, GuardContext, GuardFailed
+from sluice.stats import wilson
 
 SHIPPED = ("harmful", "jailbreak", "toxic", "benign")  # sluice/safety/sets/<name>.jsonl
 LABELS = ("harmful", "benign")
@@ -67,16 +68,6 @@ def load_examples(names: Sequence[str]) -> list[Example]:
             examples.append(Example(str(item.get("id") or f"{path.stem}-{number}"), item["text"], item["label"],
                                     str(item.get("kind") or ""), str(item.get("category") or "")))
     return examples
-
-
-def wilson(hits: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion (sound at 0 and at n; (0, 1) with no data)."""
-    if total == 0:
-        return 0.0, 1.0
-    p = hits / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(slots=True)
