@@ -16,16 +16,17 @@ import asyncio
 import contextlib
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from sluice.backends import Chunk, Completion, Whole
 from sluice.config import GuardPolicy
-from sluice.errors import BackendNotReady, Forbidden, InvalidRequest
+from sluice.errors import Forbidden, InvalidRequest
 from sluice.safety.build import is_called
 from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict
 from sluice.safety.metrics import SafetyMetrics
+from sluice.safety.outcomes import ContentFiltered, Failure, GuardUnavailable, Outcome, refuse
 from sluice.safety.payloads import (
     CONTENT_FILTER,
     Rewrite,
@@ -40,6 +41,7 @@ from sluice.safety.payloads import (
     rewritten_answer,
     rewritten_release,
 )
+from sluice.safety.plan import AnyGuard, Plan
 
 if TYPE_CHECKING:
     from sluice.gateway.chain import Call, Next, Reply
@@ -49,83 +51,6 @@ log = logging.getLogger("sluice.safety")
 
 GUARDS_HEADER = "x-sluice-guards"  # response: the guards that ran, in order; request: guards to add (or -skip)
 GUARD_CALL = "guard.parent_request_id"  # the annotation on a guard's own model call: the request it checks
-AnyGuard = Guard | CalledGuard
-
-
-class ContentFiltered(InvalidRequest):
-    """A guard refused the prompt."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(f"The request was refused by the gateway's content guard `{verdict.guard}` "
-                         f"(category: {verdict.category}).", param="messages", code=CONTENT_FILTER)
-
-
-class GuardUnavailable(BackendNotReady):
-    """A fail-closed guard could not decide on the prompt: refused, but not judged unsafe (retry later)."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(f"The gateway's content guard `{failure.guard}` could not check the request "
-                         f"({failure.reason}), and it is set to refuse what it cannot check.", code="guard_unavailable")
-
-
-@dataclass(slots=True, frozen=True)
-class Failure:
-    """A called guard that could not decide, and whether that refuses the text (`on_error: block`, enforced)."""
-
-    guard: str
-    layer: str
-    direction: Direction
-    reason: str
-    blocks: bool
-
-    def to_json(self, mode: str) -> dict[str, Any]:
-        return {"guard": self.guard, "layer": self.layer, "direction": self.direction, "error": self.reason,
-                "outcome": "blocked" if self.blocks else "allowed", "mode": mode}
-
-
-Outcome = Verdict | Failure | None  # what stopped the text (a block, a fail-closed failure), or nothing
-
-
-@dataclass(slots=True, frozen=True)
-class _Plan:
-    """One request's guards, split the way they run (built once per distinct guard list, then reused)."""
-
-    header: str  # the guards' names, in order (the response header)
-    local_in: list[Guard]
-    before: list[CalledGuard]  # input, enforced, awaited before the upstream call
-    during: list[CalledGuard]  # input, enforced, beside the upstream call; the answer waits for them
-    trailing: list[CalledGuard]  # input, monitor mode: beside the call, never holding the answer
-    each_out: list[Guard]  # output, local, at every streamed chunk
-    strided_out: list[Guard]  # output, local, every `every_chars` of a stream
-    called_out: list[CalledGuard]  # output, called, enforced
-    monitor_out: list[CalledGuard]  # output, called, monitor mode: once, on the whole answer
-    mask_out: list[Guard]  # output, local, enforcing `mask`: streamed text is masked before it leaves
-
-    @classmethod
-    def of(cls, guards: list[AnyGuard]) -> _Plan:
-        def split(direction: str) -> tuple[list[Any], list[Any]]:
-            mine = [guard for guard in guards if direction in guard.directions]
-            return [g for g in mine if not is_called(g)], [g for g in mine if is_called(g)]
-
-        local_in, called_in = split("input")
-        local_out, called_out = split("output")
-        return cls(",".join(guard.name for guard in guards), local_in,
-                   [g for g in called_in if g.mode == "enforce" and g.when == "before"],
-                   [g for g in called_in if g.mode == "enforce" and g.when == "during"],
-                   [g for g in called_in if g.mode != "enforce"],
-                   [g for g in local_out if not g.every_chars], [g for g in local_out if g.every_chars],
-                   [g for g in called_out if g.mode == "enforce"], [g for g in called_out if g.mode != "enforce"],
-                   [g for g in local_out if g.action == "mask" and g.mode == "enforce"])
-
-    @property
-    def inputs(self) -> bool:
-        return bool(self.local_in or self.before or self.during or self.trailing)
-
-    @property
-    def outputs(self) -> bool:
-        return bool(self.each_out or self.strided_out or self.called_out or self.monitor_out)
-
-
 class GuardStage:
     """A model's guards; then what the caller's team and key add (`safety.teams` / `safety.keys`); then what the
     request's `x-sluice-guards` header asks: `name` adds a defined guard, `-name` drops one the key or team may
@@ -144,8 +69,8 @@ class GuardStage:
         self.hold_back = hold_back_chars
         self.teams = teams or {}
         self.keys = keys or {}
-        self.plan = _Plan.of(guards)
-        self._plans: dict[tuple[str, ...], _Plan] = {}  # by guard names: the lists other requests ended with
+        self.plan = Plan.of(guards)
+        self._plans: dict[tuple[str, ...], Plan] = {}  # by guard names: the lists other requests ended with
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         ctx = call.ctx
@@ -172,7 +97,7 @@ class GuardStage:
                 mask_prompt(call.request, ctx.raw_body, input_masking(masks, vault))  # type: ignore[arg-type]
                 text = prompt_text(call.request)  # type: ignore[arg-type]
             if plan.before:
-                _refuse(await self._judge(ctx, plan.before, text, "input"))
+                refuse(await self._judge(ctx, plan.before, text, "input"))
             if plan.during:
                 waiting = asyncio.ensure_future(self._judge(ctx, plan.during, text, "input"))
             if plan.trailing:
@@ -195,7 +120,7 @@ class GuardStage:
 
     # --- which guards ---------------------------------------------------------------------------------------
 
-    def _plan_for(self, ctx: RequestContext) -> _Plan:
+    def _plan_for(self, ctx: RequestContext) -> Plan:
         """The model's guards, the team's and key's additions, then the request's `+name` / `-name`."""
         names = [guard.name for guard in self.guards]
         may_skip: set[str] = set()
@@ -230,7 +155,7 @@ class GuardStage:
         if plan is None:
             if len(self._plans) >= 256:  # requests can combine guards freely: keep the cache bounded
                 self._plans.clear()
-            plan = self._plans[chosen] = _Plan.of([self.defined[name] for name in chosen])
+            plan = self._plans[chosen] = Plan.of([self.defined[name] for name in chosen])
         return plan
 
     # --- running guards -------------------------------------------------------------------------------------
@@ -349,7 +274,7 @@ class GuardStage:
         rewrite = answer_rewrite(found, vault)
         return Whole(rewritten_answer(answer, ctx.endpoint, rewrite)) if rewrite is not None else reply
 
-    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, plan: _Plan, rewrite: Rewrite | None) -> Reply:
+    async def _wrapped_whole(self, ctx: RequestContext, reply: Reply, plan: Plan, rewrite: Rewrite | None) -> Reply:
         async with contextlib.aclosing(reply):
             async for chunk in reply:
                 answer = Completion.of_chunk(chunk)
@@ -367,7 +292,7 @@ class GuardStage:
 
     # --- streams --------------------------------------------------------------------------------------------
 
-    async def _stream(self, ctx: RequestContext, reply: Reply, plan: _Plan, rewrite: Rewrite | None = None) -> Reply:
+    async def _stream(self, ctx: RequestContext, reply: Reply, plan: Plan, rewrite: Rewrite | None = None) -> Reply:
         """Check the answer as it streams: cheap guards at every chunk on the last `window` characters, costlier
         ones each `every_chars` of new text; text is released only once every enforcing guard has checked it and
         it is `hold_back` characters behind the newest (a match split across chunks is caught before it leaves)."""
@@ -464,20 +389,13 @@ async def _after_input(reply: Reply, waiting: asyncio.Future[Outcome] | None,
     try:
         async with contextlib.aclosing(reply):
             if waiting is not None:
-                _refuse(await waiting)
+                refuse(await waiting)
             async for chunk in reply:
                 yield chunk
         if trailing is not None:
             await trailing
     finally:
         _cancel(waiting, trailing)
-
-
-def _refuse(outcome: Outcome) -> None:
-    if isinstance(outcome, Verdict):
-        raise ContentFiltered(outcome)
-    if isinstance(outcome, Failure):
-        raise GuardUnavailable(outcome)
 
 
 def _cancel(*futures: asyncio.Future[Any] | None) -> None:
