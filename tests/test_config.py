@@ -12,6 +12,7 @@ from sluice.config import (
     GGUFBackendConfig,
     OpenAIBackendConfig,
     SluiceConfig,
+    TransformersBackendConfig,
     default_config,
     load_config,
     parse_config,
@@ -398,3 +399,24 @@ def test_a_models_structured_section_overrides_only_what_it_sets() -> None:
                            "models": {"m": {"targets": [{"backend": "b"}], "structured": {"max_attempts": 2}}}})
     merged = merge_structured_config(config.structured, config.models["m"].structured)
     assert (merged.max_attempts, merged.repair, merged.enforce) == (2, False, True)
+
+
+# --- LoRA adapters on local runtimes ------------------------------------------------------------------
+
+
+def test_a_local_backend_names_its_lora_adapter_and_its_options() -> None:
+    config = parse_config({"backends": {
+        "tuned": {"type": "transformers", "path": "/models/base", "adapter": "/adapters/v3", "adapter_merge": False},
+        "smol": {"type": "gguf", "path": "builtin:smollm2", "lora": "/adapters/v3.gguf", "lora_scale": 0.5}}})
+    tuned, smol = config.backends["tuned"], config.backends["smol"]
+    assert isinstance(tuned, TransformersBackendConfig) and isinstance(smol, GGUFBackendConfig)
+    assert (tuned.adapter, tuned.adapter_merge, tuned.adapter_base_check) == ("/adapters/v3", False, True)
+    assert (smol.lora, smol.lora_scale) == ("/adapters/v3.gguf", 0.5)
+
+
+def test_adapter_options_without_an_adapter_are_an_error_naming_the_backend() -> None:
+    message = config_error({"backends": {
+        "tuned": {"type": "transformers", "path": "/models/base", "adapter_base_check": False},
+        "smol": {"type": "gguf", "path": "builtin:smollm2", "lora_scale": 0.5}}})
+    assert "  - backends.tuned: adapter_base_check set but no adapter" in message
+    assert "  - backends.smol: lora_scale set but no lora" in message

@@ -15,17 +15,12 @@ from sluice.backends.local_hf import TransformersBackend
 from sluice.backends.types import BackendCall, ChatCompletionRequest, Chunk, CompletionRequest
 from sluice.config import TransformersBackendConfig
 from sluice.errors import InvalidRequest
+from tests.support.tiny_llama import write_tiny_llama
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+pytest.importorskip("tokenizers")
 
-WORDS = ("user", "assistant", "system", "hello", "world", "the", "cat", "sat", "on", "a", "mat", "dog",
-         "ran", "far", "away", "tell", "me", "story", "about", "sky", "sea", "blue", "green", "red",
-         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-SPECIAL = ("[UNK]", "<|im_start|>", "<|im_end|>")
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant{% endif %}")
 CONTEXT_TOKENS = 8192
 MESSAGES = [{"role": "user", "content": "tell me a story about the sea"}]
 
@@ -33,22 +28,7 @@ MESSAGES = [{"role": "user", "content": "tell me a story about the sea"}]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A word-level tokenizer with a chat template and a 2-layer Llama with random weights (no EOS)."""
-    directory = tmp_path_factory.mktemp("tiny-llama")
-    vocab = {token: index for index, token in enumerate((*SPECIAL, *WORDS))}
-    core = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
-    core.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    core.decoder = tokenizers.decoders.WordPiece()  # joins words with spaces
-    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]",
-                                                     additional_special_tokens=list(SPECIAL[1:]))
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(directory)
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=CONTEXT_TOKENS, bos_token_id=None,
-                                      eos_token_id=None, pad_token_id=None)
-    transformers.LlamaForCausalLM(config).save_pretrained(directory)
-    return directory
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), hidden_size=32, context_tokens=CONTEXT_TOKENS)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from sluice.api.access import check_admin
 from sluice.api.errors import error_response
-from sluice.backends import Supervised
+from sluice.backends import ServesAdapter, Supervised
 from sluice.compose import AppState
 from sluice.errors import SluiceError
 
@@ -29,6 +29,8 @@ async def status(request: Request) -> Response:
         if isinstance(backend, Supervised):  # a local runtime in its worker process
             worker_state, why = backend.readiness()
             backends[name]["worker"] = {"state": worker_state, "reason": why, "pid": backend.pid}
+        if isinstance(backend, ServesAdapter) and backend.adapter is not None:  # a local runtime's LoRA adapter
+            backends[name]["adapter"] = backend.adapter.to_dict()
     writer = state.log_writer
     body = {
         "backends": backends,

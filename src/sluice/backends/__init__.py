@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sluice.backends.base import Backend, Supervised
+from sluice.backends.base import Backend, ServedAdapter, ServesAdapter, Supervised
 from sluice.backends.factory import build_backend
 from sluice.backends.types import (
     BackendCall,
@@ -66,6 +66,8 @@ __all__ = [
     "Embeddings",
     "Endpoint",
     "GenerationRequest",
+    "ServedAdapter",
+    "ServesAdapter",
     "StreamCollector",
     "Supervised",
     "Usage",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sluice.backends.base import ServedAdapter
 from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
 from sluice.backends.factory import local_structured_output
 from sluice.backends.guided import TEXT_ONLY, format_type
@@ -26,6 +28,7 @@ from sluice.backends.types import (
 )
 from sluice.errors import BackendNotReady, InvalidRequest, SluiceError, UpstreamError, UpstreamStreamBroken
 
+log = logging.getLogger("sluice.backends")
 DEFAULT_MAX_TOKENS = 256  # local CPU models ramble; OpenAI's "until the context ends" is too costly here
 
 
@@ -53,7 +56,8 @@ class TokenModel(Protocol):
     """What a local runtime provides; every method runs on the worker thread, one generation at a time.
 
     A runtime that enforces JSON formats itself says so in a `response_formats` attribute (`enforced_formats`);
-    without one, a request for anything but text is refused.
+    without one, a request for anything but text is refused. One that applies a LoRA adapter says which in an
+    `adapter` attribute (a `ServedAdapter`).
     """
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun: ...
@@ -297,6 +301,12 @@ class LocalGenerationBackend:
         self.structured_output, self.unenforced_keywords = local_structured_output(config)
         self.structured_extras: frozenset[str] = frozenset()
         self._generator: ThreadedGenerator | None = None
+        self._adapter: ServedAdapter | None = None
+
+    @property
+    def adapter(self) -> ServedAdapter | None:
+        """The LoRA adapter the loaded model serves with (`ServesAdapter`), None before loading or without one."""
+        return self._adapter
 
     def load_model(self) -> TokenModel:
         """Load the weights (runs in a worker thread)."""
@@ -305,6 +315,10 @@ class LocalGenerationBackend:
     async def start(self) -> None:
         if self._generator is None:
             model = await asyncio.to_thread(self.load_model)
+            self._adapter = getattr(model, "adapter", None)
+            if self._adapter is not None:
+                log.info("backend %s: LoRA adapter %s (sha256 %s…)", self.name, self._adapter.path,
+                         self._adapter.sha256[:12])
             self._generator = ThreadedGenerator(self.name, model)
 
     async def close(self) -> None:

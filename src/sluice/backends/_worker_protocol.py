@@ -1,7 +1,8 @@
 """The wire format between a `WorkerBackend` and its worker process: one orjson object per line.
 
 gateway -> worker: the hello `{"name", "config"}`, then `{"op": "stream"|"embed"|"cancel"|"stats", "id", ...}`.
-worker -> gateway: `{"ready": {...}}` or `{"failed": error}` once, then `{"id", "chunk"|"end"|"error"|...}`.
+worker -> gateway: `{"ready": {"pid", "load_s", "adapter"}}` or `{"failed": error}` once, then
+`{"id", "chunk"|"end"|"error"|...}`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.backends import guided
+from sluice.backends._gguf_lora import check_lora
 from sluice.backends._threaded import (
     LocalGenerationBackend,
     Sampling,
@@ -19,6 +20,7 @@ from sluice.backends._threaded import (
     completion_prompt,
     plain_chat_prompt,
 )
+from sluice.backends.base import ServedAdapter
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
@@ -26,6 +28,7 @@ from sluice.backends.types import (
 )
 from sluice.config import GGUFBackendConfig
 from sluice.errors import BackendNotReady, InvalidRequest
+from sluice.lora_files import adapter_sha256
 
 
 @dataclass(slots=True, frozen=True)
@@ -59,6 +62,17 @@ def resolve_gguf_path(path: str) -> Path:
     return file
 
 
+def _checked_lora(config: GGUFBackendConfig, model_file: Path) -> ServedAdapter:
+    """The `lora` file, checked against the model's file before llama.cpp sees it (`_gguf_lora`), and hashed."""
+    assert config.lora is not None
+    file = Path(config.lora).expanduser().resolve()
+    if not file.is_file():
+        raise BackendNotReady(f"lora: GGUF LoRA file not found: {file}")
+    check_lora(file, model_file)
+    return ServedAdapter(path=str(file), sha256=adapter_sha256(file), format="gguf", merged=False,
+                         scale=config.lora_scale)
+
+
 def decode_threads(config: GGUFBackendConfig) -> int:
     """`n_threads`, or every core but one: the gateway's event loop keeps a core (docs/local-models.md#threads)."""
     return config.n_threads or max(1, (os.cpu_count() or 1) - 1)
@@ -75,11 +89,12 @@ class GGUFBackend(LocalGenerationBackend):
 class _LlamaTokenModel:
     """llama.cpp behind the `TokenModel` interface; it samples, we detokenize and apply stops."""
 
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, llm: Any, adapter: ServedAdapter | None = None) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llm = llm
+        self.adapter = adapter  # the LoRA applied at each step, if any (`TokenModel`)
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         # JSON formats are decoded under a grammar when llguidance is installed (docs/structured-local.md).
         self.response_formats = (guided.TEXT_ONLY | guided.JSON_FORMATS if importlib.util.find_spec("llguidance")
@@ -97,6 +112,7 @@ class _LlamaTokenModel:
         with file.open("rb") as head:
             if head.read(4) != b"GGUF":
                 raise BackendNotReady(f"not a GGUF file (no GGUF magic at its start): {file}")
+        adapter = _checked_lora(config, file) if config.lora is not None else None
         threads = decode_threads(config)
         if threads == 1 and "llama_cpp" not in sys.modules:
             # A lone decode thread that sleeps between ops (instead of spinning) keeps its speed when the
@@ -108,9 +124,13 @@ class _LlamaTokenModel:
             raise BackendNotReady("GGUF backends need the llama-cpp-python package, built for a portable CPU "
                                   "baseline: tools/install-llama-cpp.sh .venv/bin, or CMAKE_ARGS=-DGGML_NATIVE=OFF "
                                   "pip install --no-cache-dir llama-cpp-python (see docs/local-models.md)") from exc
-        llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=threads,
-                    flash_attn=config.flash_attn, verbose=False)
-        return cls(llm)
+        llm = Llama(model_path=str(file), n_ctx=config.n_ctx, n_threads=threads, flash_attn=config.flash_attn,
+                    lora_path=adapter.path if adapter else None, lora_scale=config.lora_scale, verbose=False)
+        # llama-cpp-python takes llama.cpp's NULL (a refused adapter) for an adapter; decoding with it would crash.
+        if adapter is not None and not getattr(llm, "_lora_adapter", True):
+            llm.close()
+            raise BackendNotReady(f"lora {adapter.path}: llama.cpp refused the adapter (its reason is in the log)")
+        return cls(llm, adapter)
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun:
         llm = self._llm

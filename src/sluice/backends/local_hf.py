@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sluice.backends._peft_adapter import PeftAdapter
 from sluice.backends._threaded import (
     LocalGenerationBackend,
     Sampling,
@@ -15,6 +16,7 @@ from sluice.backends._threaded import (
     completion_prompt,
     plain_chat_prompt,
 )
+from sluice.backends.base import ServedAdapter
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
@@ -36,15 +38,18 @@ class TransformersBackend(LocalGenerationBackend):
 class _TorchTokenModel:
     """A manual KV-cached decode loop, so each token is sampled with our own seeded generator."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+    def __init__(self, model: Any, tokenizer: Any, device: str, adapter: ServedAdapter | None = None) -> None:
         self._model = model
         self._tokenizer = tokenizer
         self._device = device
+        self.adapter = adapter  # the LoRA adapter applied to the model, if any (`TokenModel`)
         ends = {tokenizer.eos_token_id, *_as_ids(getattr(model.generation_config, "eos_token_id", None))}
         self._end_ids = frozenset(token for token in ends if token is not None)
         self._context_tokens: int | None = getattr(model.config, "max_position_embeddings", None)
-        # transformers 5 renamed the KV-cache argument and output from `past_key_values` to `cache`.
-        forward_args = inspect.signature(model.forward).parameters
+        # transformers 5 renamed the KV-cache argument and output from `past_key_values` to `cache`. An unmerged
+        # PEFT model's forward takes **kwargs and passes them on: its base model's forward says which name.
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        forward_args = inspect.signature(base.forward).parameters
         self._cache_name = "cache" if "cache" in forward_args else "past_key_values"
 
     @classmethod
@@ -60,11 +65,15 @@ class _TorchTokenModel:
         except ImportError as exc:
             raise BackendNotReady("transformers backends need torch and transformers: "
                                   "pip install 'sluicegate[local]' (see docs/local-models.md)") from exc
+        peft_adapter = PeftAdapter.check(config, path) if config.adapter is not None else None
         dtype = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        adapter = None
+        if peft_adapter is not None:
+            model, adapter = peft_adapter.apply(model, path)
         model.to(config.device).eval()
-        return cls(model, tokenizer, config.device)
+        return cls(model, tokenizer, config.device, adapter)
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun:
         tokenizer = self._tokenizer

@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sluice.backends import _worker_protocol as wire
+from sluice.backends.base import ServedAdapter
 from sluice.backends.chunks import collect
 from sluice.backends.factory import local_structured_output
 from sluice.backends.types import BackendCall, Chunk, Completion, EmbeddingRequest, Embeddings, Endpoint
@@ -107,6 +108,7 @@ class WorkerBackend:
         self._backing_off = False  # a crash loop: requests get 503 at once rather than wait out the delay
         self._ids = itertools.count(1)
         self._quick_deaths = 0
+        self._adapter: ServedAdapter | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -131,6 +133,11 @@ class WorkerBackend:
     def readiness(self) -> tuple[str, str | None]:
         """(`starting` | `ready` | `restarting` | `failed`, why it is not ready) for /health/ready."""
         return self._state, self._reason
+
+    @property
+    def adapter(self) -> ServedAdapter | None:
+        """The LoRA adapter the worker's model serves with (`ServesAdapter`), as the last start loaded it."""
+        return self._adapter
 
     @property
     def pid(self) -> int | None:
@@ -276,8 +283,12 @@ class WorkerBackend:
             raise
         worker = _Process(process, ready_at=time.monotonic())
         worker.reader = asyncio.create_task(self._read(worker), name=f"worker-read-{self.name}")
-        log.info("backend %s: worker pid %d ready (loaded in %.2f s)", self.name, process.pid,
-                 hello["ready"].get("load_s", 0.0))
+        ready = hello["ready"]
+        adapter = ready.get("adapter")
+        self._adapter = None if adapter is None else ServedAdapter.from_dict(adapter)
+        log.info("backend %s: worker pid %d ready (loaded in %.2f s)%s", self.name, process.pid,
+                 ready.get("load_s", 0.0), "" if self._adapter is None else
+                 f"; LoRA adapter {self._adapter.path} (sha256 {self._adapter.sha256[:12]}…)")
         return worker
 
     async def _read(self, worker: _Process) -> None:

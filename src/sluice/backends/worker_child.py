@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from sluice.backends import _worker_protocol as wire
-from sluice.backends.base import Backend
+from sluice.backends.base import Backend, ServesAdapter
 from sluice.backends.factory import build_runtime
 from sluice.config import BackendConfig
 from sluice.errors import BackendNotReady
@@ -107,7 +107,9 @@ async def _serve(protocol_fd: int) -> None:
         writer.write(wire.encode({"failed": wire.error_to_wire(exc), "permanent": isinstance(exc, BackendNotReady)}))
         await writer.drain()
         return
-    writer.write(wire.encode({"ready": {"pid": os.getpid(), "load_s": round(time.perf_counter() - started, 3)}}))
+    adapter = backend.adapter if isinstance(backend, ServesAdapter) else None
+    writer.write(wire.encode({"ready": {"pid": os.getpid(), "load_s": round(time.perf_counter() - started, 3),
+                                        "adapter": None if adapter is None else adapter.to_dict()}}))
     worker = _Worker(backend, writer)
     while line := await reader.readline():
         worker.handle(wire.decode(line))

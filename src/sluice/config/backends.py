@@ -104,6 +104,13 @@ class GGUFBackendConfig(_LocalRuntime):
     # json_schema: a JSON response_format is decoded under a grammar (llguidance, docs/structured-local.md);
     # none: the gateway writes the schema into the prompt and validates, repairs, re-asks instead.
     structured_output: Literal["json_schema", "none"] = "json_schema"
+    lora: str | None = None  # a GGUF LoRA adapter file applied to the model (docs/local-models.md#lora-adapters)
+    lora_scale: float = 1.0  # the adapter's strength: 0 leaves the base model's output
+
+    @model_validator(mode="after")
+    def _lora_scale_needs_lora(self) -> GGUFBackendConfig:
+        _needs("lora", ("lora_scale",), self)
+        return self
 
 
 class TransformersBackendConfig(_GPUHoursBackend, _LocalRuntime):
@@ -114,6 +121,26 @@ class TransformersBackendConfig(_GPUHoursBackend, _LocalRuntime):
     device: str = "cpu"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_concurrency: int | None = Field(1, gt=0)
+    adapter: str | None = None  # a PEFT LoRA adapter folder applied to the model (docs/local-models.md#lora-adapters)
+    adapter_merge: bool = True  # folded into the base weights at load: decodes at the base model's speed
+    # Refuse an adapter whose adapter_config.json names another base than `path`; false: the same weights, renamed.
+    adapter_base_check: bool = True
+
+    @model_validator(mode="after")
+    def _adapter_options_need_adapter(self) -> TransformersBackendConfig:
+        _needs("adapter", ("adapter_merge", "adapter_base_check"), self)
+        return self
+
+
+def _needs(key: str, options: tuple[str, ...], section: _Strict) -> None:
+    """Options that only qualify `key` are an error without it (a typo'd or forgotten key, not a silent no-op) —
+    unless they hold their default, as a config printed whole (`sluice config default`) writes every option."""
+    if getattr(section, key) is None:
+        fields = type(section).model_fields
+        given = [option for option in options if option in section.model_fields_set
+                 and getattr(section, option) != fields[option].default]
+        if given:
+            raise ValueError(f"{', '.join(given)} set but no {key}")
 
 
 class EmbeddingBackendConfig(_LocalRuntime):
