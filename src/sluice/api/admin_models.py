@@ -4,7 +4,8 @@
     POST   /admin/models/{model}/versions                 register a version -> 201 (numbered by the store)
     GET    /admin/models/{model}/versions                 its versions, oldest first
     GET    /admin/models/{model}/versions/{ref}           one version: a number, an alias, or `latest`
-    PUT    /admin/models/{model}/aliases/{alias}          point an alias at a version {"version", "reason"}
+    PUT    /admin/models/{model}/aliases/{alias}          point an alias at a version {"version", "reason", "force"}
+                                                          (`production`: 409 if the version's last gate failed)
     DELETE /admin/models/{model}/aliases/{alias}          remove an alias (audited too)
     GET    /admin/models/{model}/aliases                  the alias history (?alias=), oldest first
     GET    /admin/models/{model}/diff?a=1&b=production    what differs between two versions
@@ -30,6 +31,7 @@ from sluice.api.errors import error_response, validation_error
 from sluice.compose import AppState
 from sluice.errors import BackendNotReady, ErrorClass, InvalidRequest, SluiceError
 from sluice.registry import (
+    PROTECTED_ALIASES,
     Adapter,
     RegistryError,
     RegistryNotFound,
@@ -38,6 +40,7 @@ from sluice.registry import (
     delete_alias,
     diff,
     get_version,
+    last_gate,
     list_models,
     list_versions,
     register,
@@ -103,6 +106,7 @@ class AliasBody(BaseModel):
     version: int = Field(gt=0)
     reason: str | None = Field(None, max_length=1024)
     actor: str | None = Field(None, max_length=255)
+    force: bool = False  # move a protected alias to a version whose last gate failed (a reason is required)
 
 
 class AliasDelete(BaseModel):
@@ -115,15 +119,15 @@ class AliasDelete(BaseModel):
 async def models(request: Request) -> Response:
     async def work(engine: AsyncEngine) -> tuple[int, Any]:
         return 200, {"object": "list", "data": await list_models(engine)}
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def create_version(request: Request) -> Response:
     async def work(engine: AsyncEngine) -> tuple[int, Any]:
-        body = _parse(VersionBody, await read_json_object(request))
+        body = parse_body(VersionBody, await read_json_object(request))
         version = await register(engine, request.path_params["model"], body.spec(), actor=body.actor)
         return 201, version.to_json()
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def versions(request: Request) -> Response:
@@ -133,40 +137,60 @@ async def versions(request: Request) -> Response:
             raise RegistryEntryNotFound(f"no registered model {request.path_params['model']!r}: register one with "
                                         "sluice models register NAME --base ID", code="not_found")
         return 200, {"object": "list", "data": [version.to_json() for version in found]}
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def show_version(request: Request) -> Response:
     async def work(engine: AsyncEngine) -> tuple[int, Any]:
-        version = await get_version(engine, request.path_params["model"], _ref(request.path_params["ref"]))
+        version = await get_version(engine, request.path_params["model"], ref_of(request.path_params["ref"]))
         return 200, version.to_json()
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def put_alias(request: Request) -> Response:
     async def work(engine: AsyncEngine) -> tuple[int, Any]:
-        body = _parse(AliasBody, await read_json_object(request))
-        event = await set_alias(engine, request.path_params["model"], request.path_params["alias"], body.version,
-                                actor=body.actor, reason=body.reason)
+        body = parse_body(AliasBody, await read_json_object(request))
+        model, alias = request.path_params["model"], request.path_params["alias"]
+        reason = await _gate_checked(engine, model, alias, body)
+        event = await set_alias(engine, model, alias, body.version, actor=body.actor, reason=reason)
         return 200, event.to_json()
-    return await _handle(request, work)
+    return await handle(request, work)
+
+
+async def _gate_checked(engine: AsyncEngine, model: str, alias: str, body: AliasBody) -> str | None:
+    """The move's audited reason, after checking the version's last gate when the alias is protected: a failed
+    gate refuses the move (409) unless `force` comes with a reason, which the audit trail then records."""
+    if alias not in PROTECTED_ALIASES:
+        return body.reason
+    gated = await last_gate(engine, model, body.version)
+    if gated is None or gated.gate_status != "fail":
+        return body.reason
+    failed = f"eval run {gated.id} (suite {gated.suite}, {gated.target})"
+    if not body.force:
+        raise GateFailed(f"{model}@{body.version} failed its last quality gate, {failed}: not moving {alias!r}. "
+                         "Fix and gate it again, or override with force and a reason (sluice models alias "
+                         f"{model}@{body.version} {alias} --force --reason TEXT)", code="gate_failed")
+    if not body.reason:
+        raise InvalidRequest(f"overriding the failed gate of {model}@{body.version} needs a reason", param="reason",
+                             code="reason_required")
+    return f"override of a failed gate, {failed}: {body.reason}"
 
 
 async def remove_alias(request: Request) -> Response:
     async def work(engine: AsyncEngine) -> tuple[int, Any]:
         raw = await request.body()
-        body = _parse(AliasDelete, orjson.loads(raw) if raw.strip() else {})
+        body = parse_body(AliasDelete, orjson.loads(raw) if raw.strip() else {})
         event = await delete_alias(engine, request.path_params["model"], request.path_params["alias"],
                                    actor=body.actor, reason=body.reason)
         return 200, event.to_json()
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def aliases(request: Request) -> Response:
     async def work(engine: AsyncEngine) -> tuple[int, Any]:
         events = await alias_history(engine, request.path_params["model"], request.query_params.get("alias"))
         return 200, {"object": "list", "data": [event.to_json() for event in events]}
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def diff_versions(request: Request) -> Response:
@@ -175,10 +199,10 @@ async def diff_versions(request: Request) -> Response:
         refs = [request.query_params.get(side) for side in ("a", "b")]
         if not all(refs):
             raise InvalidRequest("give both versions: ?a=<number or alias>&b=<number or alias>", param="a")
-        a, b = [await get_version(engine, model, _ref(ref)) for ref in refs]  # type: ignore[arg-type]
+        a, b = [await get_version(engine, model, ref_of(ref)) for ref in refs]  # type: ignore[arg-type]
         changes = [{"field": path, "a": old, "b": new} for path, old, new in diff(a, b)]
         return 200, {"model": model, "a": a.version, "b": b.version, "changes": changes}
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 async def timeline(request: Request) -> Response:
@@ -193,7 +217,7 @@ async def timeline(request: Request) -> Response:
         found = await timeline_at(engine, model, at, window_s=window_s,
                                   config_spec=None if configured is None else to_spec(configured))
         return 200, found.to_json()
-    return await _handle(request, work)
+    return await handle(request, work)
 
 
 def _number(request: Request, name: str, default: float) -> float:
@@ -207,14 +231,14 @@ def _number(request: Request, name: str, default: float) -> float:
                              code="invalid_value") from None
 
 
-def _ref(ref: str) -> int | str | None:
+def ref_of(ref: str) -> int | str | None:
     """A version number, `latest` (None), or an alias."""
     if ref == "latest":
         return None
     return int(ref) if ref.isdigit() else ref
 
 
-async def _handle(request: Request, work: Callable[[AsyncEngine], Awaitable[tuple[int, Any]]]) -> Response:
+async def handle(request: Request, work: Callable[[AsyncEngine], Awaitable[tuple[int, Any]]]) -> Response:
     state: AppState = request.app.state.sluice
     try:
         check_admin(request, state)
@@ -231,6 +255,12 @@ async def _handle(request: Request, work: Callable[[AsyncEngine], Awaitable[tupl
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+class GateFailed(SluiceError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    error_class = ErrorClass.CLIENT
+
+
 class RegistryEntryNotFound(SluiceError):
     status_code = 404
     error_type = "invalid_request_error"
@@ -244,7 +274,7 @@ def _registry_error(error: RegistryError) -> SluiceError:
     return InvalidRequest(str(error), code="invalid_registry_request")
 
 
-def _parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
+def parse_body(model: type[BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -14,7 +14,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice import compose
-from sluice.api import admin_deploy, admin_keys, admin_models, admin_routes, admin_shadow, openai_routes
+from sluice.api import (
+    admin_deploy,
+    admin_evals,
+    admin_keys,
+    admin_models,
+    admin_routes,
+    admin_shadow,
+    openai_routes,
+)
 from sluice.api.access import check_metrics
 from sluice.api.errors import error_response
 from sluice.compose import AppState, build_state
@@ -40,6 +48,7 @@ def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starl
     app = Starlette(
         routes=[*openai_routes.routes, *admin_routes.routes, *admin_shadow.routes, *admin_keys.routes,
                 *admin_models.routes,
+                *admin_evals.routes,
                 Route("/health/live", live, methods=["GET"]),
                 Route("/health/ready", ready, methods=["GET"]),
                 Route("/metrics", metrics, methods=["GET"]),

@@ -94,10 +94,13 @@ def show(ref: Annotated[str, typer.Argument(help="MODEL (its versions), MODEL@N 
         console.print(table)
         return
     result = admin_call("GET", url, f"/admin/models/{_seg(model)}/versions/{_seg(str(version))}", master_key)
+    runs = admin_call("GET", url, f"/admin/models/{_seg(model)}/evals?version={result['version']}&limit=10",
+                      master_key)["data"]
     if as_json:
-        _print_json(result)
+        _print_json({**result, "eval_runs": runs})
         return
     _render_version(result)
+    _render_eval_runs(runs)
 
 
 @models_app.command("alias")
@@ -107,16 +110,21 @@ def alias(model: Annotated[str, typer.Argument(help="The registered model.")],
           delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
           reason: Annotated[str | None, typer.Option(help="Why (kept in the alias history).")] = None,
           actor: Annotated[str | None, typer.Option(help="Who moves it (kept in the alias history).")] = None,
+          force: Annotated[bool, typer.Option("--force", help="Move `production` to a version whose last quality "
+                                              "gate failed (needs --reason; audited).")] = False,
           url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
-    """Point an alias at a version (atomically, audited), or remove it with --delete."""
+    """Point an alias at a version (atomically, audited), or remove it with --delete. Moving `production` to a
+    version whose last quality gate failed is refused unless --force comes with a --reason."""
     if delete == (version is not None):
         exit_with("give a VERSION to point the alias at, or --delete to remove it", code=2)
+    if force and not reason:
+        exit_with("--force needs a --reason (it is kept in the alias history)", code=2)
     body = {"reason": reason, "actor": actor}
     if delete:
         result = admin_call("DELETE", url, f"/admin/models/{_seg(model)}/aliases/{_seg(name)}", master_key, body)
     else:
         result = admin_call("PUT", url, f"/admin/models/{_seg(model)}/aliases/{_seg(name)}", master_key,
-                            {**body, "version": version})
+                            {**body, "version": version, "force": force})
     if as_json:
         _print_json(result)
         return
@@ -270,6 +278,22 @@ def _render_version(row: dict[str, Any]) -> None:
     for name in ("adapter", "params", "targets", "lineage", "metadata"):
         if row.get(name):
             table.add_row(name, _cell(row[name]))
+    console.print(table)
+
+
+def _render_eval_runs(runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        console.print("eval runs: none recorded (sluice eval run SUITE --target MODEL@N --record)")
+        return
+    table = Table("eval run", "when", "suite", "accuracy", "errors", "gate", "target", title="eval runs, newest first")
+    for run in runs:
+        summary = run.get("summary") or {}
+        accuracy = summary.get("accuracy") or {}
+        rate = f"{accuracy['passed']}/{accuracy['total']}" if accuracy.get("total") else "—"
+        gate = run.get("gate_status") or "—"
+        colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(gate)
+        table.add_row(str(run["id"]), _when(run.get("created_at")), f"{run['suite']} ({run['suite_hash'][:8]})", rate,
+                      str(summary.get("errors", "—")), f"[{colour}]{gate}[/]" if colour else gate, run["target"])
     console.print(table)
 
 

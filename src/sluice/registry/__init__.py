@@ -23,6 +23,15 @@ from sluice.registry.versions import (
 )
 
 if TYPE_CHECKING:
+    from sluice.registry.eval_runs import (
+        PROTECTED_ALIASES,
+        EvalRun,
+        baseline_run,
+        get_eval_run,
+        last_gate,
+        list_eval_runs,
+        record_eval_run,
+    )
     from sluice.registry.store import (
         alias_history,
         delete_alias,
@@ -35,6 +44,8 @@ if TYPE_CHECKING:
     from sluice.registry.timeline import Timeline, timeline_at
 
 _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy
+    **dict.fromkeys(["PROTECTED_ALIASES", "EvalRun", "baseline_run", "get_eval_run", "last_gate", "list_eval_runs",
+                     "record_eval_run"], "sluice.registry.eval_runs"),
     "alias_history": "sluice.registry.store",
     "delete_alias": "sluice.registry.store",
     "get_version": "sluice.registry.store",
@@ -50,22 +61,29 @@ __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [
+    "PROTECTED_ALIASES",
     "Adapter",
     "AliasEvent",
+    "EvalRun",
     "ModelVersion",
     "RegistryError",
     "RegistryNotFound",
     "Timeline",
     "VersionSpec",
     "alias_history",
+    "baseline_run",
     "delete_alias",
     "diff",
     "file_sha256",
+    "get_eval_run",
     "get_version",
     "inspect_adapter",
+    "last_gate",
+    "list_eval_runs",
     "list_models",
     "list_versions",
     "parse_ref",
+    "record_eval_run",
     "register",
     "set_alias",
     "timeline_at",

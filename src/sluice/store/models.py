@@ -303,6 +303,28 @@ class RegistryAliasEventRow(Base):
     __table_args__ = (Index("ix_registry_alias_events_model_at", "model", "at"),)
 
 
+class EvalRunRow(Base):
+    """An eval run of a registry version: its suite (and hash), summary, gate verdict and compact case results."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_MAX_CHARS))  # the registered model
+    version: Mapped[int] = mapped_column(Integer)  # its version, resolved when the run was recorded
+    suite: Mapped[str] = mapped_column(Text)
+    suite_hash: Mapped[str] = mapped_column(String(64))  # a baseline is only ever a run of the same hash
+    target: Mapped[str] = mapped_column(Text)  # what was called: `chat (candidate side)`, a raw URL ...
+    repeats: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # pass rates, errors, latency, cost
+    gate_status: Mapped[str | None] = mapped_column(String(16))  # pass | fail | inconclusive; NULL: no gate
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the gate's report: checks, flips
+    cases: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # case results, answers cut short
+    created_at: Mapped[float] = mapped_column(Double)
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_eval_runs_model_version_created_at", "model", "version", "created_at"),)
+
+
 __all__ = [
     "MODEL_MAX_CHARS",
     "NAMING_CONVENTION",
@@ -312,6 +334,7 @@ __all__ = [
     "CanaryVerdictRow",
     "DeploymentEvent",
     "DeploymentRow",
+    "EvalRunRow",
     "RegistryAliasEventRow",
     "RegistryAliasRow",
     "RegistryVersionRow",
