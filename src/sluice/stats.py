@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 
 def wilson(hits: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion (sound at 0 and at n; (0, 1) with no data)."""
+    """The Wilson score interval of a proportion (95 % at the default z) (sound at 0 and at n; (0, 1) with no data)."""
     if total == 0:
         return 0.0, 1.0
     p = hits / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 and n the bound is exactly 0 (or 1); the formula leaves a rounding residue such as 1.7e-18
+    return (0.0 if hits == 0 else max(0.0, centre - half)), (1.0 if hits == total else min(1.0, centre + half))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -16,6 +16,7 @@ from sluice.evals import (
     ResultsError,
     ResultsWriter,
     RunHeader,
+    ScoreResult,
     Suite,
     load_results,
     load_suite,
@@ -150,3 +151,19 @@ def test_a_bad_results_file_names_its_line(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ResultsError, match=r"results.jsonl:1: empty"):
         load_results(path)
+
+
+def test_a_scorer_error_is_kept_in_the_results_file_and_older_files_read_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    header = '{"suite": "s", "suite_hash": "h", "model": "m", "base_url": "u", "started_at": "t", "repeats": 1}\n'
+    old_score = '{"type": "exact", "value": 1.0, "passed": true, "reason": "equal"}'
+    path.write_text(header + '{"case_id": "a", "repeat": 0, "answer": "x", "scores": [' + old_score + '], '
+                    '"passed": true, "latency_s": 0.1}\n')
+    _, [old] = load_results(path)
+    assert old.scores[0].error is None
+    errored = CaseResult("b", 0, "y", (ScoreResult("judge", 0.0, False, "judge error: HTTP 502: x", "HTTP 502: x"),),
+                         False, 0.2)
+    writer = ResultsWriter.open(path, None)
+    writer.write(errored)
+    writer.close()
+    assert load_results(path)[1] == [old, errored]

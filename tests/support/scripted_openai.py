@@ -3,6 +3,7 @@
     upstream = ScriptedUpstream(["not json", '{"a": 1}'])    # later requests get the last text again
     with serve_app(upstream.app()) as url: ...
     upstream.requests[1]["messages"]                          # every JSON body received, oldest first
+    upstream.headers[1]["x-sluice-cache"]                     # and its headers (lower-case names)
 
 Chat and completions, whole or streamed (a chunk per whitespace-separated piece, a finishing chunk, a usage
 chunk when asked); the n-th answer's finish reason is `finish_reasons[n]` ("stop" when not given).
@@ -31,6 +32,7 @@ class ScriptedUpstream:
         self.prompt_tokens = prompt_tokens
         self.owned_by = owned_by
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/chat/completions", self._answer, methods=["POST"]),
@@ -48,6 +50,7 @@ class ScriptedUpstream:
     async def _answer(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self.requests.append(body)
+        self.headers.append(dict(request.headers))
         chat = request.url.path.endswith("/chat/completions")
         text = self._next_text()
         pieces = re.findall(r"\s*\S+", text) or [""]

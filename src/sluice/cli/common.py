@@ -65,9 +65,10 @@ def read_store(url: str, work: Callable[[AsyncEngine], Awaitable[T]], *, what: s
         exit_with(f"cannot read {what} at {display_url(url)}: {error.orig or error}{hint}")
 
 
-def admin_call(method: str, url: str, path: str, master_key: str | None, body: dict[str, Any] | None = None) -> Any:
-    """One call of the gateway's admin API: its JSON answer, or exit 1 with the error it gave (or why it could
-    not be reached)."""
+def admin_call(method: str, url: str, path: str, master_key: str | None, body: dict[str, Any] | None = None, *,
+               code: int = 1) -> Any:
+    """One call of the gateway's admin API: its JSON answer, or exit `code` with the error it gave (or why it
+    could not be reached)."""
     import json
     import urllib.error
     import urllib.request
@@ -86,10 +87,11 @@ def admin_call(method: str, url: str, path: str, master_key: str | None, body: d
         except (ValueError, KeyError, TypeError):
             message = error.reason
         hint = " (pass --master-key or set SLUICE_MASTER_KEY)" if error.code == 401 else ""
-        exit_with(f"{error.code}: {message}{hint}")
+        exit_with(f"{error.code}: {message}{hint}", code=code)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        exit_with(f"cannot reach the gateway at {url} ({reason}); is `sluice serve` running? (--url / SLUICE_URL)")
+        exit_with(f"cannot reach the gateway at {url} ({reason}); is `sluice serve` running? (--url / SLUICE_URL)",
+                  code=code)
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:

@@ -1,155 +1,155 @@
-"""`sluice eval …`: run an eval suite against a model on a gateway, keeping each case's result, and show a run's
-summary (docs/evals.md)."""
+"""`sluice eval …`: run an eval suite against a target (a gateway model, a registry version, a raw backend),
+keeping each case's result; show a run; gate a run on thresholds and a baseline; compare two runs; write an HTML
+report (docs/evals.md)."""
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from sluice.cli.common import console, err_console, exit_with
-from sluice.evals import (
-    CaseResult,
-    GatewayUnreachable,
-    PassRate,
-    ResultsError,
-    ResultsWriter,
-    RunHeader,
-    SuiteError,
-    Summary,
-    check_gateway,
-    load_results,
-    load_suite,
-    run_suite,
-    summarize,
-)
+from sluice.cli.common import exit_with
+from sluice.cli.eval_gate import Confidence, compare, gate, record_run
+from sluice.cli.eval_run import execute_run, load_suite_or_exit, read_results, render_failed, render_summary
+from sluice.cli.eval_targets import resolve_target
+from sluice.evals import summarize
 
-eval_app = typer.Typer(help="Eval suites: run one against a model, show a run's results.", no_args_is_help=True)
+eval_app = typer.Typer(help="Eval suites: run one against a model or registry version, gate it on thresholds and a "
+                            "baseline, compare runs, write reports.", no_args_is_help=True)
 
 DEFAULT_URL = "http://127.0.0.1:4000"
-MAX_REASON_CHARS = 120
+
+SuiteArg = Annotated[Path, typer.Argument(metavar="SUITE", help="The suite: a .yaml, .yml or .jsonl file.")]
+TargetOpt = Annotated[str | None, typer.Option(
+    "--target", "-t", show_default=False,
+    help="What to evaluate: a gateway model (chat), a registry version (support@3, support@production: run on the "
+         "deployment side that serves it, with its params), or a raw OpenAI-compatible URL (http://vllm:8000/v1, "
+         "with --model).")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", show_default=False,
+    help="A gateway model (same as --target NAME); with a URL target the model it serves; with a registry target "
+         "the deployment to look in.")]
+SideOpt = Annotated[str | None, typer.Option("--side", show_default=False,
+                                             help="Pin a gateway model's requests to its stable or candidate side.")]
+UrlOpt = Annotated[str, typer.Option("--url", envvar="SLUICE_URL", help="The gateway's base URL.")]
+ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="SLUICE_API_KEY", show_default=False,
+                                               help="A key the gateway (or raw backend) accepts.")]
+MasterKeyOpt = Annotated[str | None, typer.Option("--master-key", envvar="SLUICE_MASTER_KEY", show_default=False,
+                                                  help="The gateway's admin key: registry targets and --record.")]
+JudgeUrlOpt = Annotated[str | None, typer.Option("--judge-url", show_default=False,
+                                                 help="The gateway judge and similarity scorers call (default: "
+                                                      "--url).")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="Cases in flight at once.")]
+RepeatsOpt = Annotated[int, typer.Option("--repeats", min=1, help="Times each case is run.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="The results file (JSONL).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Go on with --out: skip the cases answered there, "
+                                                          "retry the errored ones.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, help="Seconds per request.")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", show_default=False,
+                                              help="Also write an HTML report with plots here.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _target_text(target: str | None, model: str | None) -> tuple[str, str | None]:
+    """(target, model option left for it): `--model chat` alone is the gateway model chat."""
+    if target is not None:
+        return target, model
+    if model is not None:
+        return model, None
+    exit_with("give --target (a gateway model, MODEL@VERSION, or a URL) or --model", code=2)
 
 
 @eval_app.command("run")
-def run(suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="The suite: a .yaml, .yml or .jsonl file.")],
-        model: Annotated[str, typer.Option("--model", "-m", help="The gateway's public model name to evaluate.")],
-        url: Annotated[str, typer.Option("--url", envvar="SLUICE_URL", help="The gateway's base URL.")] = DEFAULT_URL,
-        api_key: Annotated[str | None, typer.Option("--api-key", envvar="SLUICE_API_KEY", show_default=False,
-                                                    help="A key the gateway accepts.")] = None,
-        concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Cases in flight at once.")] = 4,
-        repeats: Annotated[int, typer.Option("--repeats", min=1, help="Times each case is run.")] = 1,
-        out: Annotated[Path, typer.Option("--out", help="The results file (JSONL).")] = Path("results.jsonl"),
-        resume: Annotated[bool, typer.Option("--resume", help="Skip the cases already recorded in --out.")] = False,
-        timeout_s: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per request.")] = 120) -> None:
-    """Run every case of SUITE against --model and append each result to --out as it finishes."""
-    try:
-        suite = load_suite(suite_path)
-    except SuiteError as error:
-        exit_with(str(error), code=2)
-    done: set[tuple[str, int]] = set()
-    header: RunHeader | None = RunHeader(suite.name, suite.hash, model, url, _now(), repeats)
-    if resume and out.exists():
-        previous, results = _read(out)
-        if (previous.suite_hash, previous.model) != (suite.hash, model):
-            exit_with(f"--resume: {out} is a run of suite hash {previous.suite_hash[:12]} on model "
-                      f"{previous.model!r}, not {suite.hash[:12]} on {model!r}; pass another --out", code=2)
-        done = {(result.case_id, result.repeat) for result in results}
-        header = None
-    elif out.exists() and out.stat().st_size:
-        exit_with(f"{out} exists: pass --resume to go on with it, or another --out", code=2)
-    try:
-        asyncio.run(check_gateway(url))
-    except GatewayUnreachable as error:
-        exit_with(f"{error}; is `sluice serve` running? (--url / SLUICE_URL)", code=2)
-    total = len(suite.cases) * repeats - len({key for key in done if key[1] < repeats})
-    writer = ResultsWriter.open(out, header)
-    try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as bars:
-            task = bars.add_task(f"{suite.name} on {model}", total=total)
+def run(suite_path: SuiteArg, target: TargetOpt = None, model: ModelOpt = None, side: SideOpt = None,
+        url: UrlOpt = DEFAULT_URL, api_key: ApiKeyOpt = None, master_key: MasterKeyOpt = None,
+        judge_url: JudgeUrlOpt = None, concurrency: ConcurrencyOpt = 4, repeats: RepeatsOpt = 1,
+        out: OutOpt = Path("results.jsonl"), resume: ResumeOpt = False, timeout_s: TimeoutOpt = 120,
+        record: Annotated[bool, typer.Option("--record", help="Keep the run against its registry version (a "
+                                                            "later gate's baseline; shown by sluice models show).")]
+        = False) -> None:
+    """Run every case of SUITE against the target and append each result to --out as it finishes."""
+    suite = load_suite_or_exit(suite_path)
+    text, model_left = _target_text(target, model)
+    resolved = resolve_target(text, url=url, master_key=master_key, model=model_left, side=side)
+    if record and resolved.registry is None:
+        exit_with("--record keeps a run against a registry version: give --target MODEL@VERSION", code=2)
+    header, results = execute_run(suite, resolved, out=out, resume=resume, api_key=api_key, concurrency=concurrency,
+                                  repeats=repeats, timeout_s=timeout_s, judge_url=judge_url)
+    render_summary(summarize(results), f"{suite.name} on {resolved.label}: {out}")
+    if record:
+        record_run(resolved, header, results, url, master_key)
 
-            def record(result: CaseResult) -> None:
-                writer.write(result)
-                bars.advance(task)
 
-            asyncio.run(run_suite(suite, base_url=url, model=model, api_key=api_key, concurrency=concurrency,
-                                  repeats=repeats, timeout_s=timeout_s, on_result=record, done=done))
-    finally:
-        writer.close()
-    _, results = _read(out)
-    _render(summarize(results), f"{suite.name} on {model}: {out}")
+@eval_app.command("gate")
+def gate_command(
+        suite_path: SuiteArg, target: TargetOpt = None, model: ModelOpt = None, side: SideOpt = None,
+        mins: Annotated[list[str] | None, typer.Option("--min", help="METRIC=VALUE the metric must reach, e.g. "
+                                                                     "accuracy=0.75; repeat.")] = None,
+        maxes: Annotated[list[str] | None, typer.Option("--max", help="METRIC=VALUE it must not exceed, e.g. "
+                                                                      "unsafe_rate=1%; repeat.")] = None,
+        regressions: Annotated[list[str] | None, typer.Option(
+            "--max-regression", help="METRIC=AMOUNT it may get worse than the baseline by, e.g. accuracy=0.02; "
+                                     "repeat.")] = None,
+        baseline: Annotated[str | None, typer.Option(
+            "--baseline", show_default=False, help="A results file of the same suite, or a registry alias or "
+                                                   "version (production, support@4): its latest recorded run of "
+                                                   "this suite.")] = None,
+        confidence: Confidence = 0.95,
+        strict: Annotated[bool, typer.Option("--strict", help="Fail on inconclusive checks too.")] = False,
+        repeats: RepeatsOpt = 1, out: OutOpt = Path("gate-results.jsonl"), resume: ResumeOpt = False,
+        record: Annotated[bool, typer.Option("--record/--no-record", help="Keep the run and its verdict against "
+                                                                          "a registry target.")] = True,
+        html: HtmlOpt = None, as_json: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: ApiKeyOpt = None,
+        master_key: MasterKeyOpt = None, judge_url: JudgeUrlOpt = None, concurrency: ConcurrencyOpt = 4,
+        timeout_s: TimeoutOpt = 120) -> None:
+    """Run SUITE on the target and check it: each threshold decided by a confidence interval. Exit 0 passed,
+    1 failed (a shortfall real at --confidence), 2 error. Inconclusive checks pass unless --strict."""
+    text, model_left = _target_text(target, model)
+    gate(suite_path, text, model_left, side, mins, maxes, regressions, baseline, confidence, strict, repeats, out,
+         resume, record, html, as_json, url, api_key, master_key, judge_url, concurrency, timeout_s)
+
+
+@eval_app.command("compare")
+def compare_command(
+        baseline: Annotated[Path, typer.Argument(metavar="BASELINE", help="A results file of `eval run`.")],
+        candidate: Annotated[Path, typer.Argument(metavar="CANDIDATE", help="A results file of the same suite.")],
+        confidence: Confidence = 0.95, html: HtmlOpt = None, as_json: JsonOpt = False) -> None:
+    """Two runs of one suite: every metric, the paired change with its interval, and the cases that flipped."""
+    compare(baseline, candidate, confidence, html, as_json)
 
 
 @eval_app.command("show")
 def show(results_path: Annotated[Path, typer.Argument(metavar="RESULTS", help="A results file of `eval run`.")],
          failed: Annotated[bool, typer.Option("--failed", help="List the failing cases too.")] = False) -> None:
     """A run's summary, and with --failed its failing cases (id, scorer, reason)."""
-    header, results = _read(results_path)
+    header, results = read_results(results_path)
     summary = summarize(results)
-    _render(summary, f"{header.suite} on {header.model} (started {header.started_at})")
+    render_summary(summary, f"{header.suite} on {header.model} (started {header.started_at})")
     if failed:
-        _render_failed(summary.failed)
+        render_failed(summary.failed)
 
 
-def _read(path: Path) -> tuple[RunHeader, list[CaseResult]]:
-    try:
-        return load_results(path)
-    except ResultsError as error:
-        exit_with(str(error), code=2)
+@eval_app.command("report")
+def report(results_path: Annotated[Path, typer.Argument(metavar="RESULTS", help="A results file of `eval run`.")],
+           html: Annotated[Path, typer.Option("--html", help="Where to write the report.")] = Path("report.html"),
+           baseline: Annotated[Path | None, typer.Option("--baseline", show_default=False,
+                                                         help="A run to show as before (before/after).")] = None
+           ) -> None:
+    """An HTML report of a run (or a before/after of two): summary, score distributions, per-tag pass rates,
+    flipped and failing cases."""
+    from sluice.cli.common import err_console
+    from sluice.evals import write_html_report
 
-
-def _render(summary: Summary, title: str) -> None:
-    table = Table(title=escape(title))
-    for column in ("", "passed", "rate", "95 % interval"):
-        table.add_column(column, justify="left" if not column else "right")
-    table.add_row("[bold]all cases[/]", *_rate(summary.overall))
-    for kind, rate in summary.by_scorer.items():
-        table.add_row(f"scorer {escape(kind)}", *_rate(rate))
-    for tag, rate in summary.by_tag.items():
-        table.add_row(f"tag {escape(tag)}", *_rate(rate))
-    console.print(table)
-    cost = "-" if summary.cost_usd is None else f"${summary.cost_usd:.6f}"
-    console.print(f"errors {summary.errors}  latency p50 {_seconds(summary.latency_p50_s)} "
-                  f"p95 {_seconds(summary.latency_p95_s)}  tokens {summary.prompt_tokens:,} in / "
-                  f"{summary.completion_tokens:,} out  cost {cost}", highlight=False)
-
-
-def _render_failed(results: list[CaseResult]) -> None:
-    if not results:
-        console.print("no failing cases")
-        return
-    table = Table(title=f"{len(results)} failing case{'s' if len(results) != 1 else ''}")
-    for column in ("case", "repeat", "scorer", "reason"):
-        table.add_column(column)
-    for result in results:
-        if result.error is not None:
-            table.add_row(escape(result.case_id), str(result.repeat), "[red]error[/]", escape(result.error))
-        for score in result.scores:
-            if not score.passed:
-                table.add_row(escape(result.case_id), str(result.repeat), escape(score.type),
-                              escape(score.reason[:MAX_REASON_CHARS]))
-    console.print(table)
-
-
-def _rate(rate: PassRate) -> tuple[str, str, str]:
-    if rate.rate is None:
-        return "0/0", "-", "-"
-    low, high = rate.interval
-    return f"{rate.passed}/{rate.total}", f"{rate.rate:.1%}", f"{low:.1%} - {high:.1%}"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}s"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    runs = []
+    if baseline is not None:
+        base_header, base = read_results(baseline)
+        runs.append((f"before: {base_header.model}", base_header, base))
+    header, results = read_results(results_path)
+    if baseline is not None and runs[0][1].suite_hash != header.suite_hash:
+        exit_with("--baseline is a run of another suite (its hash differs): compare runs of the same cases", code=2)
+    runs.append((("after: " if baseline is not None else "") + header.model, header, results))
+    err_console.print(f"report: {write_html_report(html, runs)}")
 
 
 __all__ = ["eval_app"]

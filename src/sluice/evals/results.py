@@ -34,6 +34,11 @@ class ScoreResult:
     value: float
     passed: bool
     reason: str
+    # A model-backed scorer that could not score (its judge errored or answered garbage): value 0, passed False,
+    # and not a measurement: summaries leave it out of the scorer's rate and count it in `scorer_errors`. The case
+    # is not passed, but its own `error` stays None (the call to the model under test worked). Files written
+    # before this field read as None.
+    error: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -48,7 +53,8 @@ class CaseResult:
     completion_tokens: int | None = None
     cost_usd: float | None = None  # the gateway's x-sluice-cost-usd
     request_id: str | None = None  # the gateway's x-request-id
-    error: str | None = None  # "HTTP 502: ..." or "connection: ..."; the case was not scored
+    error: str | None = None  # "HTTP 502: ..." or "connection: ..."; the case was not scored (a scorer's own
+    # error is on its ScoreResult: the case was answered)
     tags: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -135,7 +141,7 @@ class PassRate:
 @dataclass(slots=True, frozen=True)
 class Summary:
     overall: PassRate  # over every result: an errored case counts as not passed
-    by_scorer: dict[str, PassRate]  # over the scores given (errored cases have none)
+    by_scorer: dict[str, PassRate]  # over the scores given (errored cases have none; scorer errors left out)
     by_tag: dict[str, PassRate]  # like overall, over the results of cases with the tag
     errors: int
     latency_p50_s: float | None  # over answered cases
@@ -143,6 +149,7 @@ class Summary:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None  # None when the gateway reported no cost
+    scorer_errors: int = 0  # scores a model-backed scorer could not give (a judge's error or garbage)
     failed: list[CaseResult] = field(default_factory=list)  # not passed, errored included, in file order
 
 
@@ -150,8 +157,12 @@ def summarize(results: Iterable[CaseResult]) -> Summary:
     results = list(results)
     by_scorer: dict[str, list[int]] = {}
     by_tag: dict[str, list[int]] = {}
+    scorer_errors = 0
     for result in results:
         for score in result.scores:
+            if score.error is not None:
+                scorer_errors += 1
+                continue
             counts = by_scorer.setdefault(score.type, [0, 0])
             counts[0] += score.passed
             counts[1] += 1
@@ -170,7 +181,7 @@ def summarize(results: Iterable[CaseResult]) -> Summary:
         latency_p50_s=_percentile(latencies, 50), latency_p95_s=_percentile(latencies, 95),
         prompt_tokens=sum(result.prompt_tokens or 0 for result in results),
         completion_tokens=sum(result.completion_tokens or 0 for result in results),
-        cost_usd=sum(costs) if costs else None,
+        cost_usd=sum(costs) if costs else None, scorer_errors=scorer_errors,
         failed=[result for result in results if not result.passed])
 
 

@@ -1,4 +1,5 @@
-"""The deterministic scorers: each a pure function of (answer text, case) to a `Score` in [0, 1].
+"""The deterministic scorers, each a pure function of (answer text, case) to a `Score` in [0, 1], and
+`build_scorer` over every scorer type (the model-backed ones too: judge.py, similarity.py, unsafe.py).
 
 A scorer spec is a name (`exact`) or a mapping (`{type: contains, value: "Paris", ignore_case: true}`);
 `build_scorer(spec, path)` checks it (unknown types and options are a `SuiteError` naming the path) and returns
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from sluice.errors import InvalidRequest
 from sluice.evals.errors import SuiteError
+from sluice.evals.judge import Judge
+from sluice.evals.score import AnyScorer, Score, Scorer, ScorerSpec, as_text, shorten, verdict
+from sluice.evals.similarity import Similarity
+from sluice.evals.unsafe import Unsafe
 from sluice.structured import AnswerFormat, check_constraints
 
 if TYPE_CHECKING:
@@ -28,47 +32,7 @@ if TYPE_CHECKING:
 MAX_REASON_ERRORS = 3  # schema errors quoted in a reason
 
 
-@dataclass(slots=True, frozen=True)
-class Score:
-    value: float  # 0..1
-    passed: bool
-    reason: str
-
-
-class Scorer(Protocol):
-    type: str
-
-    def score(self, answer: str, case: Case) -> Score: ...
-
-    def problem(self, case: Case) -> str | None: ...
-
-    def spec(self) -> dict[str, Any]: ...
-
-
-def _verdict(passed: bool, reason: str) -> Score:
-    return Score(1.0 if passed else 0.0, passed, reason)
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
-    needs_expected: ClassVar[str] = ""  # the option that stands in for `expected`; "" when none is needed
-
-    def problem(self, case: Case) -> str | None:
-        """Why this scorer cannot score the case (checked when the suite loads), or None."""
-        if self.needs_expected and getattr(self, self.needs_expected) is None and case.expected is None:
-            return f"{self.type} needs `{self.needs_expected}` or the case's `expected`"
-        return None
-
-    def spec(self) -> dict[str, Any]:
-        """The spec with every option filled in: what the suite's hash reads."""
-        return self.model_dump(mode="json", by_alias=True)
-
-    def _target(self, case: Case) -> Any:
-        own = getattr(self, self.needs_expected)
-        return case.expected if own is None else own
-
-
-class Exact(_Spec):
+class Exact(ScorerSpec):
     type: Literal["exact"] = "exact"
     value: str | None = None
     strip: bool = True
@@ -76,14 +40,14 @@ class Exact(_Spec):
     needs_expected: ClassVar[str] = "value"
 
     def score(self, answer: str, case: Case) -> Score:
-        expected = _text(self._target(case))
+        expected = as_text(self._target(case))
         got, want = (answer.strip(), expected.strip()) if self.strip else (answer, expected)
         if self.ignore_case:
             got, want = got.casefold(), want.casefold()
-        return _verdict(got == want, "equal" if got == want else f"expected {_short(want)!r}, got {_short(got)!r}")
+        return verdict(got == want, "equal" if got == want else f"expected {shorten(want)!r}, got {shorten(got)!r}")
 
 
-class Contains(_Spec):
+class Contains(ScorerSpec):
     type: Literal["contains"] = "contains"
     value: str | list[str] | None = None
     mode: Literal["all", "any"] = "all"
@@ -92,7 +56,7 @@ class Contains(_Spec):
 
     def score(self, answer: str, case: Case) -> Score:
         target = self._target(case)
-        wanted = [_text(item) for item in (target if isinstance(target, list) else [target])]
+        wanted = [as_text(item) for item in (target if isinstance(target, list) else [target])]
         haystack = answer.casefold() if self.ignore_case else answer
         found = [item for item in wanted if (item.casefold() if self.ignore_case else item) in haystack]
         missing = [item for item in wanted if item not in found]
@@ -103,7 +67,7 @@ class Contains(_Spec):
         return Score(value, passed, reason)
 
 
-class Regex(_Spec):
+class Regex(ScorerSpec):
     type: Literal["regex"] = "regex"
     pattern: str
     mode: Literal["search", "fullmatch"] = "search"
@@ -122,10 +86,10 @@ class Regex(_Spec):
         compiled = _compiled(self.pattern, re.IGNORECASE if self.ignore_case else 0)
         text = answer.strip() if self.mode == "fullmatch" else answer
         matched = (compiled.fullmatch if self.mode == "fullmatch" else compiled.search)(text) is not None
-        return _verdict(matched, f"{'matches' if matched else 'does not match'} {self.pattern} ({self.mode})")
+        return verdict(matched, f"{'matches' if matched else 'does not match'} {self.pattern} ({self.mode})")
 
 
-class JsonSchema(_Spec):
+class JsonSchema(ScorerSpec):
     type: Literal["json_schema"] = "json_schema"
     json_schema: dict[str, Any] | None = Field(None, alias="schema")
     repair: bool = False  # json-repair's reading of code fences, prose around the JSON, trailing commas
@@ -152,13 +116,13 @@ class JsonSchema(_Spec):
         schema = self._target(case)
         answer_format = AnswerFormat.of({"type": "json_schema", "json_schema": {"name": "eval", "schema": schema}})
         assert answer_format is not None  # a json_schema format with a schema always makes one
-        verdict = answer_format.check(answer, repair=self.repair)
-        if verdict.valid:
-            return _verdict(True, "valid after repair" if verdict.repaired else "valid")
-        return _verdict(False, "; ".join(verdict.errors[:MAX_REASON_ERRORS]))
+        checked = answer_format.check(answer, repair=self.repair)
+        if checked.valid:
+            return verdict(True, "valid after repair" if checked.repaired else "valid")
+        return verdict(False, "; ".join(checked.errors[:MAX_REASON_ERRORS]))
 
 
-class JsonEqual(_Spec):
+class JsonEqual(ScorerSpec):
     type: Literal["json_equal"] = "json_equal"
     value: Any = None
     repair: bool = False
@@ -169,15 +133,15 @@ class JsonEqual(_Spec):
             got = orjson.loads(answer)
         except orjson.JSONDecodeError:
             if not self.repair:
-                return _verdict(False, "the answer is not JSON")
+                return verdict(False, "the answer is not JSON")
             import json_repair  # only answers that need it pay the import
 
             got = json_repair.repair_json(answer, return_objects=True)
         same = _same_json(got, self._target(case))
-        return _verdict(same, "equal" if same else f"got {_short(orjson.dumps(got).decode())}")
+        return verdict(same, "equal" if same else f"got {shorten(orjson.dumps(got).decode())}")
 
 
-class Numeric(_Spec):
+class Numeric(ScorerSpec):
     type: Literal["numeric"] = "numeric"
     value: float | str | None = None
     abs_tol: float = Field(1e-9, ge=0)
@@ -188,32 +152,33 @@ class Numeric(_Spec):
         missing = super().problem(case)
         if missing or _number(self._target(case)) is not None:
             return missing
-        return f"numeric needs a number to compare with, not {_short(repr(self._target(case)))}"
+        return f"numeric needs a number to compare with, not {shorten(repr(self._target(case)))}"
 
     def score(self, answer: str, case: Case) -> Score:
         expected = _number(self._target(case))
         found = first_number(answer)
         if found is None or expected is None:
-            return _verdict(False, "no number in the answer")
+            return verdict(False, "no number in the answer")
         close = math.isclose(found, expected, rel_tol=self.rel_tol, abs_tol=self.abs_tol)
-        return _verdict(close, f"{found:g} {'within' if close else 'not within'} tolerance of {expected:g}")
+        return verdict(close, f"{found:g} {'within' if close else 'not within'} tolerance of {expected:g}")
 
 
-class Refusal(_Spec):
+class Refusal(ScorerSpec):
     type: Literal["refusal"] = "refusal"
     expect: Literal["refuse", "answer"] = "refuse"
 
     def score(self, answer: str, case: Case) -> Score:
         refused = is_refusal(answer)
         matched = refused == (self.expect == "refuse")
-        return _verdict(matched, f"{'refused' if refused else 'answered'}, expected to {self.expect}")
+        return verdict(matched, f"{'refused' if refused else 'answered'}, expected to {self.expect}")
 
 
-SCORERS: dict[str, type[_Spec]] = {spec.model_fields["type"].default: spec
-                                   for spec in (Exact, Contains, Regex, JsonSchema, JsonEqual, Numeric, Refusal)}
+SCORERS: dict[str, type[ScorerSpec]] = {
+    spec.model_fields["type"].default: spec
+    for spec in (Exact, Contains, Regex, JsonSchema, JsonEqual, Numeric, Refusal, Judge, Similarity, Unsafe)}
 
 
-def build_scorer(spec: Any, path: str = "scorer") -> Scorer:
+def build_scorer(spec: Any, path: str = "scorer") -> AnyScorer:
     """The scorer a spec names; a `SuiteError` naming the path (`scorers.1.type`) for a bad one."""
     options = {"type": spec} if isinstance(spec, str) else spec
     if not isinstance(options, dict):
@@ -221,11 +186,13 @@ def build_scorer(spec: Any, path: str = "scorer") -> Scorer:
     kind = options.get("type")
     if kind not in SCORERS:
         raise SuiteError(_joined(path, "type"), f"unknown scorer {kind!r}; known: {', '.join(SCORERS)}")
+    kind_spec = SCORERS[kind]
     try:
-        return SCORERS[kind].model_validate(options)
+        return kind_spec.model_validate(options)  # type: ignore[return-value]  # every spec is one of the two kinds
     except ValidationError as error:
         first = error.errors()[0]
-        raise SuiteError(_joined(path, *first["loc"]), first["msg"].removeprefix("Value error, ")) from None
+        raise SuiteError(_joined(path, *kind_spec.error_path(first["loc"])),
+                         first["msg"].removeprefix("Value error, ")) from None
 
 
 # Said near the start of an answer, these refuse; later, they are usually part of an answer. A heuristic:
@@ -293,7 +260,7 @@ def _check_schema(schema: Any) -> None:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
-        raise ValueError(f"not a valid JSON Schema: {_short(error.message)}") from None
+        raise ValueError(f"not a valid JSON Schema: {shorten(error.message)}") from None
 
 
 @lru_cache(maxsize=256)
@@ -303,14 +270,6 @@ def _compiled(pattern: str, flags: int) -> re.Pattern[str]:
 
 def _joined(*parts: Any) -> str:
     return ".".join(str(part) for part in parts if part != "")
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 __all__ = ["REFUSAL_PATTERNS", "SCORERS", "Score", "Scorer", "build_scorer", "first_number", "is_refusal"]

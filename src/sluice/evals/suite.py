@@ -18,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sluice.evals.errors import SuiteError
-from sluice.evals.scorers import Scorer, build_scorer
+from sluice.evals.score import AnyScorer
+from sluice.evals.scorers import build_scorer
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -80,7 +81,7 @@ class Suite:
     description: str
     path: Path
     cases: tuple[Case, ...]
-    scorers: Mapping[str, tuple[Scorer, ...]]  # by case id: the case's own, else the suite's defaults
+    scorers: Mapping[str, tuple[AnyScorer, ...]]  # by case id: the case's own, else the suite's defaults
 
     @property
     def hash(self) -> str:
@@ -154,7 +155,7 @@ def _suite(path: Path, name: str, description: str, defaults: list[tuple[Any, _L
     default_scorers = tuple(_scorer(spec, f"defaults.scorers.{index}", file, lines)
                             for index, (spec, lines) in enumerate(defaults))
     cases: list[Case] = []
-    scorers: dict[str, tuple[Scorer, ...]] = {}
+    scorers: dict[str, tuple[AnyScorer, ...]] = {}
     first_line: dict[str, int | None] = {}
     for index, (raw, lines) in enumerate(raws):
         prefix = f"cases.{index}"
@@ -185,7 +186,7 @@ def _suite(path: Path, name: str, description: str, defaults: list[tuple[Any, _L
     return Suite(name, description, path, tuple(cases), scorers)
 
 
-def _scorer(spec: Any, path: str, file: str, lines: _Lines) -> Scorer:
+def _scorer(spec: Any, path: str, file: str, lines: _Lines) -> AnyScorer:
     try:
         return build_scorer(spec, "")
     except SuiteError as error:
