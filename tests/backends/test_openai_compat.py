@@ -184,6 +184,32 @@ async def test_forced_tool_call_comes_back_in_the_payload(backend: OpenAICompatB
     assert tool_call["function"] == {"name": "lookup", "arguments": '{"echo":"find it"}'}
 
 
+LOOKUP = [{"type": "function", "function": {"name": "lookup", "description": "Find a record",
+                                            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}},
+          {"type": "function", "function": {"name": "now"}}]
+
+
+async def test_tools_tool_choice_and_parallel_tool_calls_reach_the_upstream_as_sent(
+        backend: OpenAICompatBackend, upstream: OpenAIUpstream) -> None:
+    choice = {"type": "function", "function": {"name": "now"}}
+    await backend.complete(chat_call("what time", tools=LOOKUP, tool_choice=choice, parallel_tool_calls=False))
+    body = upstream.bodies(CHAT_PATH)[-1]
+    assert (body["tools"], body["tool_choice"], body["parallel_tool_calls"]) == (LOOKUP, choice, False)
+
+
+async def test_streamed_tool_call_deltas_are_relayed_unchanged(backend: OpenAICompatBackend) -> None:
+    chunks = await collect(backend, chat_call("find it", tools=LOOKUP, tool_choice="required", stream=True))
+    arguments = '{"echo":"find it"}'
+    fragments = [arguments[i:i + 8] for i in range(0, len(arguments), 8)]  # what the upstream sends
+    deltas = [chunk.payload["choices"][0]["delta"] for chunk in chunks if chunk.has_output]
+    assert deltas == [{"tool_calls": [{"index": 0, "id": "call_0", "type": "function",
+                                       "function": {"name": "lookup", "arguments": fragments[0]}}]}] + [
+        {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]} for fragment in fragments[1:]]
+    assert all(chunk.text == "" for chunk in chunks)  # arguments are output, not text
+    assert [chunk.finish_reason for chunk in chunks if chunk.finish_reason] == ["tool_calls"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == len(fragments)
+
+
 async def test_embeddings_return_vectors_and_prompt_usage(backend: OpenAICompatBackend,
                                                           upstream: OpenAIUpstream) -> None:
     request = EmbeddingRequest(model="public-embed", input=["one two", "three"], dimensions=4)

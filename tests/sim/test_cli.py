@@ -20,7 +20,7 @@ def test_help_lists_vllms_flags() -> None:
     assert result.exit_code == 0
     for flag in ("--model", "--gpu", "--tensor-parallel-size", "--quantization", "--max-num-seqs",
                  "--max-num-batched-tokens", "--max-model-len", "--gpu-memory-utilization", "--seed", "--port",
-                 "--host", "--fault", "SIMULATED"):
+                 "--host", "--fault", "--tool-call-rate", "SIMULATED"):
         assert flag in result.output
 
 
@@ -40,7 +40,7 @@ def cli_server() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sluice", "sim", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--max-model-len",
-         "4096", "--port", str(port), "--fault", "error:status=503,rate=0", "--seed", "3"],
+         "4096", "--port", str(port), "--fault", "error:status=503,rate=0", "--seed", "3", "--tool-call-rate", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
@@ -65,3 +65,7 @@ def test_the_command_serves_a_simulated_llama_on_an_h100(cli_server: str) -> Non
     state = httpx.get(f"{cli_server}/sim/state").json()
     assert state["simulated"] is True and state["max_num_seqs"] == 1024 and state["max_model_len"] == 4096
     assert httpx.get(f"{cli_server}/sim/faults").json()["errors"][0]["status"] == 503
+    tools = [{"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}]
+    called = client.chat.completions.create(model="llama-3.1-8b", messages=[{"role": "user", "content": "time?"}],
+                                            tools=tools)  # type: ignore[arg-type]  # auto, at --tool-call-rate 1
+    assert called.choices[0].finish_reason == "tool_calls"

@@ -19,7 +19,13 @@ from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, SluiceError, Unauthorized
 from sluice.gateway import Call, RequestContext
 from sluice.records import client_request_id, new_request_id
-from sluice.structured import CONSTRAINT_FIELDS, check_constraints, check_response_format
+from sluice.structured import (
+    CONSTRAINT_FIELDS,
+    check_constraints,
+    check_response_format,
+    check_tools,
+    has_tool_fields,
+)
 
 DEBUG_HEADER = "x-sluice-debug"  # `timing`: the answer carries a Server-Timing header with each stage's time
 _MODELS: dict[Endpoint, type[BaseModel]] = {
@@ -126,6 +132,8 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
                 check_response_format(data["response_format"])
         if endpoint != "embeddings" and not CONSTRAINT_FIELDS.isdisjoint(data):
             check_constraints(data)  # vLLM's structured-output extras: well-formed, bounded, one at a time
+        if endpoint == "chat" and has_tool_fields(data):
+            check_tools(data)  # tools, tool_choice, parallel_tool_calls: the same rules on every backend
     except SluiceError as error:
         ctx.fail(error)
         state.recorder.record(ctx)

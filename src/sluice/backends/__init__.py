@@ -11,6 +11,15 @@ from typing import TYPE_CHECKING
 
 from sluice.backends.base import Backend, ServedAdapter, ServesAdapter, Supervised
 from sluice.backends.factory import build_backend
+from sluice.backends.tool_calls import (
+    PARALLEL_CALLS_MAX,
+    ToolChoice,
+    ToolDelta,
+    ToolSpec,
+    new_call_id,
+    tool_choice_of,
+    tools_of,
+)
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
@@ -29,7 +38,7 @@ from sluice.backends.types import (
 from sluice.lazy import on_first_use
 
 if TYPE_CHECKING:
-    from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
+    from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, tool_call_chunk, usage_chunk
     from sluice.backends.replay import StreamCollector, completion_from_payload, replay_chunks
     from sluice.backends.sse import DONE, encode_data, iter_sse
     from sluice.backends.worker import WorkerMetrics
@@ -42,6 +51,7 @@ _ON_FIRST_USE = {  # name -> module
     "new_id": "sluice.backends.chunks",
     "role_chunk": "sluice.backends.chunks",
     "text_chunk": "sluice.backends.chunks",
+    "tool_call_chunk": "sluice.backends.chunks",
     "usage_chunk": "sluice.backends.chunks",
     "StreamCollector": "sluice.backends.replay",
     "completion_from_payload": "sluice.backends.replay",
@@ -55,6 +65,7 @@ __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 __all__ = [
     "DONE",
+    "PARALLEL_CALLS_MAX",
     "Backend",
     "BackendCall",
     "ChatCompletionRequest",
@@ -70,6 +81,9 @@ __all__ = [
     "ServesAdapter",
     "StreamCollector",
     "Supervised",
+    "ToolChoice",
+    "ToolDelta",
+    "ToolSpec",
     "Usage",
     "Whole",
     "WorkerMetrics",
@@ -78,10 +92,14 @@ __all__ = [
     "completion_from_payload",
     "encode_data",
     "iter_sse",
+    "new_call_id",
     "new_id",
     "replay_chunks",
     "response_format_of",
     "role_chunk",
     "text_chunk",
+    "tool_call_chunk",
+    "tool_choice_of",
+    "tools_of",
     "usage_chunk",
 ]

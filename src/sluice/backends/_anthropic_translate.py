@@ -61,8 +61,7 @@ def messages_body(call: BackendCall, *, default_max_tokens: int, stream: bool) -
         body["metadata"] = {"user_id": request.user}
     if request.tools:
         body["tools"] = [tool_definition(tool) for tool in request.tools]
-        parallel = (request.model_extra or {}).get("parallel_tool_calls")
-        choice = tool_choice(request.tool_choice, parallel=parallel)
+        choice = tool_choice(request.tool_choice, parallel=request.parallel_tool_calls)
         if choice is not None:
             body["tool_choice"] = choice
     elif (output := output_tool(request)) is not None:  # response_format: a forced tool (_anthropic_format.py)

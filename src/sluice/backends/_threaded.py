@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sluice.backends._local_tools import ToolCallReader, message_text
+from sluice.backends._text_stream import IncrementalDetokenizer, StopScanner
 from sluice.backends.base import ServedAdapter
-from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, usage_chunk
+from sluice.backends.chunks import collect, new_id, role_chunk, text_chunk, tool_call_chunk, usage_chunk
 from sluice.backends.factory import local_structured_output
 from sluice.backends.guided import TEXT_ONLY, format_type
+from sluice.backends.tool_calls import tool_choice_of
 from sluice.backends.types import (
     BackendCall,
     ChatCompletionRequest,
@@ -50,14 +53,16 @@ class TokenRun:
     prompt_tokens: int
     tokens: Iterator[int]
     context_tokens: int | None  # the model's window; prompt + completion must fit in it
+    tool_calls: bool = False  # decoded under the tool grammar: the text is read for calls (_local_tools.py)
 
 
 class TokenModel(Protocol):
     """What a local runtime provides; every method runs on the worker thread, one generation at a time.
 
     A runtime that enforces JSON formats itself says so in a `response_formats` attribute (`enforced_formats`);
-    without one, a request for anything but text is refused. One that applies a LoRA adapter says which in an
-    `adapter` attribute (a `ServedAdapter`).
+    without one, a request for anything but text is refused. One that decodes tool calls under a grammar says so
+    in a true `tool_calls` attribute; without it, a request that needs a call is refused. One that applies a LoRA
+    adapter says which in an `adapter` attribute (a `ServedAdapter`).
     """
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun: ...
@@ -72,7 +77,12 @@ def enforced_formats(model: TokenModel) -> frozenset[str]:
     return getattr(model, "response_formats", TEXT_ONLY)
 
 
-def sampling_for(call: BackendCall, formats: frozenset[str] = TEXT_ONLY) -> Sampling:
+def guides_tools(model: TokenModel) -> bool:
+    """Whether a model decodes tool calls under a grammar (its `tool_calls`)."""
+    return bool(getattr(model, "tool_calls", False))
+
+
+def sampling_for(call: BackendCall, formats: frozenset[str] = TEXT_ONLY, tool_calls: bool = False) -> Sampling:
     """Validate what a single-sequence local runtime can honour and fix the sampling parameters."""
     request = call.request
     if (request.n or 1) > 1:
@@ -80,9 +90,16 @@ def sampling_for(call: BackendCall, formats: frozenset[str] = TEXT_ONLY) -> Samp
     if format_type(request) not in formats:
         raise InvalidRequest(f"this local backend supports response_format {' and '.join(sorted(formats))} only",
                              param="response_format")
+    forced = False
     if isinstance(request, ChatCompletionRequest):
-        if request.tools:
-            raise InvalidRequest("local backends do not support tools", param="tools")
+        forced = bool(request.tools) and tool_choice_of(request).forced
+        if forced and not tool_calls:
+            raise InvalidRequest("this local backend cannot guarantee a tool call: it has no grammar engine (the gguf "
+                                 "runtime with llguidance has one); send tool_choice auto or none",
+                                 param="tool_choice", code="unsupported_parameter")
+        if forced and format_type(request) != "text":
+            raise InvalidRequest("a tool_choice that requires a call and a JSON response_format cannot both shape "
+                                 "one answer; send one of them", param="tool_choice")
     elif request.echo or request.suffix:
         raise InvalidRequest("local backends support neither echo nor suffix", param="echo")
     return Sampling(
@@ -90,14 +107,15 @@ def sampling_for(call: BackendCall, formats: frozenset[str] = TEXT_ONLY) -> Samp
         temperature=1.0 if request.temperature is None else request.temperature,
         top_p=1.0 if request.top_p is None else request.top_p,
         seed=random.getrandbits(32) if request.seed is None else request.seed,
-        stop=tuple(stop for stop in request.stop_list if stop),
+        stop=() if forced else tuple(stop for stop in request.stop_list if stop),  # a stop must not cut a call
         presence_penalty=request.presence_penalty or 0.0,
         frequency_penalty=request.frequency_penalty or 0.0,
     )
 
 
 def chat_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
-    """Messages as plain role/content strings, the shape chat templates expect."""
+    """Messages as plain role/content strings, the shape chat templates expect; an assistant turn's tool calls
+    written after its text as the model writes them, a tool result as the `tool` turn's content."""
     messages = []
     for message in request.messages:
         content = message.content
@@ -105,7 +123,7 @@ def chat_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
             if any(part.get("type") != "text" for part in content):
                 raise InvalidRequest("local backends accept only text content parts", param="messages")
             content = "".join(str(part.get("text", "")) for part in content)
-        messages.append({"role": message.role, "content": content or ""})
+        messages.append({"role": message.role, "content": message_text(message, content or "")})
     return messages
 
 
@@ -124,56 +142,10 @@ def completion_prompt(request: CompletionRequest) -> str | list[int]:
     raise InvalidRequest("local backends take one prompt per request", param="prompt")
 
 
-class IncrementalDetokenizer:
-    """Text deltas from a growing token list without re-decoding it all, and never half a character."""
-
-    def __init__(self, decode: Callable[[Sequence[int]], str]) -> None:
-        self._decode = decode
-        self._ids: list[int] = []
-        self._prefix = 0  # decoding from a few tokens back keeps word-initial spaces right
-        self._read = 0
-
-    def push(self, token_id: int) -> str:
-        self._ids.append(token_id)
-        prefix_text = self._decode(self._ids[self._prefix:self._read])
-        full_text = self._decode(self._ids[self._prefix:])
-        if len(full_text) <= len(prefix_text) or full_text.endswith("\ufffd"):
-            return ""  # a multi-byte character is still incomplete
-        self._prefix, self._read = self._read, len(self._ids)
-        return full_text[len(prefix_text):]
-
-    def flush(self) -> str:
-        prefix_text = self._decode(self._ids[self._prefix:self._read])
-        return self._decode(self._ids[self._prefix:])[len(prefix_text):]
-
-
-class StopScanner:
-    """Cuts the text at the first stop sequence, holding back a tail that might begin one."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = tuple(stops)
-        self._held = ""
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Returns (text safe to emit, whether a stop sequence was reached)."""
-        buffer = self._held + text
-        hits = [index for index in (buffer.find(stop) for stop in self._stops) if index >= 0]
-        if hits:
-            self._held = ""
-            return buffer[:min(hits)], True
-        keep = max((n for stop in self._stops for n in range(1, len(stop)) if buffer.endswith(stop[:n])),
-                   default=0)
-        self._held = buffer[len(buffer) - keep:] if keep else ""
-        return buffer[:len(buffer) - keep], False
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
-
-
 @dataclass(slots=True, frozen=True)
 class _Started:
     prompt_tokens: int
+    tool_calls: bool
 
 
 @dataclass(slots=True, frozen=True)
@@ -197,7 +169,7 @@ class ThreadedGenerator:
         return await collect(call, self.stream(call))
 
     async def stream(self, call: BackendCall) -> AsyncIterator[Chunk]:
-        sampling = sampling_for(call, enforced_formats(self._model))
+        sampling = sampling_for(call, enforced_formats(self._model), guides_tools(self._model))
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         cancel = threading.Event()
@@ -213,18 +185,27 @@ class ThreadedGenerator:
         worker.start()
         response_id, created = new_id(call.endpoint), int(time.time())
         started, prompt_tokens = False, 0
+        reader: ToolCallReader | None = None  # reads calls out of the text when the tool grammar is on
         try:
             while True:
                 item = await queue.get()
                 if isinstance(item, str):
                     started = True
-                    yield text_chunk(call, response_id, created, item)
+                    for piece in [item] if reader is None else reader.feed(item):
+                        yield (text_chunk(call, response_id, created, piece) if isinstance(piece, str)
+                               else tool_call_chunk(call, response_id, created, piece))
                 elif isinstance(item, _Started):
                     prompt_tokens = item.prompt_tokens
+                    reader = ToolCallReader() if item.tool_calls else None
                     if call.endpoint == "chat":
                         yield role_chunk(call, response_id, created)
                 elif isinstance(item, _Finished):
-                    yield text_chunk(call, response_id, created, "", finish_reason=item.finish_reason)
+                    finish_reason = item.finish_reason
+                    if reader is not None:
+                        if held := reader.finish():
+                            yield text_chunk(call, response_id, created, held)
+                        finish_reason = "tool_calls" if reader.calls and finish_reason == "stop" else finish_reason
+                    yield text_chunk(call, response_id, created, "", finish_reason=finish_reason)
                     usage = Usage(prompt_tokens, item.completion_tokens)
                     yield usage_chunk(call, response_id, created, usage)
                     return
@@ -256,7 +237,7 @@ class ThreadedGenerator:
                     param="messages" if call.endpoint == "chat" else "prompt",
                     code="context_length_exceeded")
             limit = min(limit, run.context_tokens - run.prompt_tokens)
-        emit(_Started(run.prompt_tokens))
+        emit(_Started(run.prompt_tokens, run.tool_calls))
         detokenizer, scanner = IncrementalDetokenizer(self._model.decode), StopScanner(sampling.stop)
         finish_reason, count, stopped = "length", 0, False
         try:

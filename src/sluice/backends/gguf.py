@@ -12,6 +12,7 @@ from typing import Any
 
 from sluice.backends import guided
 from sluice.backends._gguf_lora import check_lora
+from sluice.backends._local_tools import ToolPlan, compile_tools, tool_note, tool_plan, with_note
 from sluice.backends._threaded import (
     LocalGenerationBackend,
     Sampling,
@@ -96,9 +97,10 @@ class _LlamaTokenModel:
         self._llm = llm
         self.adapter = adapter  # the LoRA applied at each step, if any (`TokenModel`)
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        # JSON formats are decoded under a grammar when llguidance is installed (docs/structured-local.md).
-        self.response_formats = (guided.TEXT_ONLY | guided.JSON_FORMATS if importlib.util.find_spec("llguidance")
-                                 else guided.TEXT_ONLY)
+        # JSON formats and tool calls are decoded under a grammar when llguidance is installed
+        # (docs/structured-local.md, docs/tool-calling.md).
+        self.tool_calls = importlib.util.find_spec("llguidance") is not None
+        self.response_formats = guided.TEXT_ONLY | guided.JSON_FORMATS if self.tool_calls else guided.TEXT_ONLY
         self._guide_tokenizer: Any = None  # llguidance's view of the vocabulary, built at the first guided request
         self._is_eog = llama_cpp.llama_vocab_is_eog
         template = llm.metadata.get("tokenizer.chat_template")
@@ -134,8 +136,13 @@ class _LlamaTokenModel:
 
     def begin(self, call: BackendCall, sampling: Sampling) -> TokenRun:
         llm = self._llm
+        plan: ToolPlan | None = None
         if isinstance(call.request, ChatCompletionRequest):
             messages = chat_messages(call.request)
+            if self.tool_calls and guided.format_type(call.request) == "text":
+                plan = tool_plan(call.request)  # a JSON response_format wins over `auto`: its grammar shapes the answer
+            if plan is not None:
+                messages = with_note(messages, tool_note(plan))
             if self._formatter is not None:
                 text = self._formatter(messages=messages).prompt
             else:
@@ -144,7 +151,7 @@ class _LlamaTokenModel:
             prompt_ids = llm.tokenize(text.encode(), add_bos=False, special=True)
         else:
             prompt_ids = self._completion_ids(call.request)
-        guide = self._guide(call, len(prompt_ids))
+        guide = self._guide(call, len(prompt_ids), plan)
         llm.set_seed(sampling.seed)
         tokens = llm.generate(prompt_ids, temp=sampling.temperature, top_p=sampling.top_p, top_k=0,
                               min_p=0.0, typical_p=1.0, repeat_penalty=1.0,
@@ -153,16 +160,21 @@ class _LlamaTokenModel:
                               logits_processor=None if guide is None else [guide])
         if guide is not None:
             tokens = guide.tokens(tokens)  # ends with the grammar's failure, if it has one
-        return TokenRun(prompt_tokens=len(prompt_ids), tokens=tokens, context_tokens=llm.n_ctx())
+        return TokenRun(prompt_tokens=len(prompt_ids), tokens=tokens, context_tokens=llm.n_ctx(),
+                        tool_calls=plan is not None)
 
-    def _guide(self, call: BackendCall, prompt_tokens: int) -> guided.GuidedDecoding | None:
-        """The grammar for a JSON response_format, compiled for this request; None for text (which pays nothing)."""
+    def _guide(self, call: BackendCall, prompt_tokens: int, plan: ToolPlan | None) -> guided.GuidedDecoding | None:
+        """The grammar for the request's tools or a JSON response_format, compiled for this request; None for text
+        (which pays nothing)."""
         response_format = guided.response_format_of(call.request)
-        if response_format is None or response_format.get("type") not in guided.JSON_FORMATS:
+        if plan is None and (response_format is None or response_format.get("type") not in guided.JSON_FORMATS):
             return None
         if self._guide_tokenizer is None:
             self._guide_tokenizer = guided.build_tokenizer(self._vocab)
-        compiled = guided.compile_format(response_format, self._guide_tokenizer)
+        if plan is None:
+            compiled = guided.compile_format(response_format, self._guide_tokenizer)  # type: ignore[arg-type]
+        else:
+            compiled = compile_tools(plan, self._guide_tokenizer)
         return guided.GuidedDecoding(compiled, self._guide_tokenizer, prompt_tokens)
 
     def decode(self, token_ids: Sequence[int]) -> str:

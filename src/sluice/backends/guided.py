@@ -1,4 +1,5 @@
-"""Guided decoding for local runtimes: a JSON `response_format` compiled to an llguidance grammar, enforced per token.
+"""Guided decoding for local runtimes: a JSON `response_format` (or a request's tools, backends/_local_tools.py)
+compiled to an llguidance grammar, enforced per token.
 
 llguidance (docs/structured-local.md) compiles a schema in about a millisecond and bounds its own work with fuel
 and size limits; we add a wall-clock deadline on compilation. A schema it cannot compile is a 400 naming the path
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,44 +75,65 @@ class CompiledFormat:
     matcher: Any  # llguidance.LLMatcher, in its initial state
     unenforced: tuple[str, ...]  # llguidance's warnings: keywords and formats it ignored
     compile_s: float
+    param: str = SCHEMA_PARAM  # what a failure mid-answer names
+
+
+@dataclass(slots=True, frozen=True)
+class GrammarSubject:
+    """What a grammar was built from, for its errors: the request field they name, given llguidance's message."""
+
+    param_of: Callable[[str], str]  # error message -> the path of what it is about
+    default_param: str  # the field a deadline or a failure mid-answer names
+    what: str  # "this schema", "these tools"
+    too_complex_code: str = "response_format_too_complex"
+    invalid_code: str = "invalid_response_format"
 
 
 def compile_format(response_format: dict[str, Any], tokenizer: Any, *,
                    options: dict[str, Any] | None = None) -> CompiledFormat:
     """Compile within llguidance's limits and our deadline; InvalidRequest (400) naming the schema path if not."""
-    from llguidance import LLMatcher, LLParserLimits
+    from llguidance import LLMatcher
 
     schema = schema_of(response_format)
+    subject = GrammarSubject(lambda error: SCHEMA_PARAM + locate(schema, error), SCHEMA_PARAM, "this schema")
+    return compile_grammar(lambda: LLMatcher.grammar_from_json_schema(
+        schema, overrides=JSON_OPTIONS if options is None else options), tokenizer, subject)
+
+
+def compile_grammar(build: Callable[[], str], tokenizer: Any, subject: GrammarSubject) -> CompiledFormat:
+    """A matcher for the grammar `build` returns (JSON Schema or Lark, as llguidance writes them), compiled within
+    llguidance's limits and our deadline; InvalidRequest (400) naming `subject`'s field if it cannot be."""
+    from llguidance import LLMatcher, LLParserLimits
+
     started = time.perf_counter()
     result: list[Any] = []
 
-    def build() -> None:  # LLMatcher drops the GIL while it builds, so the deadline below can be kept
+    def compile_it() -> None:  # LLMatcher drops the GIL while it builds, so the deadline below can be kept
         try:
-            grammar = LLMatcher.grammar_from_json_schema(schema, overrides=JSON_OPTIONS if options is None
-                                                         else options)
-            result.append(LLMatcher(tokenizer, grammar, log_level=0, limits=LLParserLimits(**PARSER_LIMITS)))
+            result.append(LLMatcher(tokenizer, build(), log_level=0, limits=LLParserLimits(**PARSER_LIMITS)))
         except Exception as exc:  # the schema is not an object llguidance can read
             result.append(exc)
 
-    worker = threading.Thread(target=build, daemon=True, name="sluice-grammar-compile")
+    worker = threading.Thread(target=compile_it, daemon=True, name="sluice-grammar-compile")
     worker.start()
     worker.join(COMPILE_DEADLINE_S)
     compile_s = time.perf_counter() - started
     if not result:  # the thread finishes in the background, its work bounded by the fuel limits
-        raise InvalidRequest(f"{SCHEMA_PARAM}: compiling the schema to a grammar took longer than "
-                             f"{COMPILE_DEADLINE_S:g} s; simplify it", param=SCHEMA_PARAM,
-                             code="response_format_too_complex")
+        param = subject.default_param
+        raise InvalidRequest(f"{param}: compiling {subject.what} to a grammar took longer than "
+                             f"{COMPILE_DEADLINE_S:g} s; simplify it", param=param, code=subject.too_complex_code)
     matcher = result[0]
     error = str(matcher) if isinstance(matcher, Exception) else matcher.get_error()
     if error:
-        path = SCHEMA_PARAM + locate(schema, error)
-        raise InvalidRequest(f"{path}: the local model cannot decode under this schema: {error.splitlines()[0]}"
+        path = subject.param_of(error)
+        raise InvalidRequest(f"{path}: the local model cannot decode under {subject.what}: {error.splitlines()[0]}"
                              f"{_detail(error)}", param=path,
-                             code="response_format_too_complex" if _too_complex(error) else "invalid_response_format")
+                             code=subject.too_complex_code if _too_complex(error) else subject.invalid_code)
     unenforced = tuple(matcher.get_grammar_warnings())
     if unenforced:
-        log.info("response_format: not enforced while decoding (validated after): %s", "; ".join(unenforced))
-    return CompiledFormat(matcher, unenforced, compile_s)
+        log.info("%s: not enforced while decoding (validated after): %s", subject.default_param,
+                 "; ".join(unenforced))
+    return CompiledFormat(matcher, unenforced, compile_s, subject.default_param)
 
 
 def _too_complex(error: str, stop_reason: str = "") -> bool:
@@ -152,13 +174,13 @@ def locate(schema: Any, error: str) -> str:
     return ""
 
 
-def decode_failure(error: str, stop_reason: str, consumed: int) -> Exception:
+def decode_failure(error: str, stop_reason: str, consumed: int, param: str = SCHEMA_PARAM) -> Exception:
     """What a grammar that cannot go on mid-answer is: the schema's fault when it outgrew the limits, else ours."""
     first_line = error.splitlines()[0] if error else stop_reason
     if _too_complex(error, stop_reason):
-        return InvalidRequest(f"{SCHEMA_PARAM}: the schema's grammar outgrew its limits while decoding, after "
-                              f"{consumed} tokens: {first_line}", param=SCHEMA_PARAM,
-                              code="response_format_too_complex")
+        code = "response_format_too_complex" if param == SCHEMA_PARAM else "tools_too_complex"
+        return InvalidRequest(f"{param}: the grammar outgrew its limits while decoding, after "
+                              f"{consumed} tokens: {first_line}", param=param, code=code)
     return GuidanceFailed(f"guided decoding stopped after {consumed} tokens: {first_line}")
 
 
@@ -175,6 +197,7 @@ class GuidedDecoding:
         from llguidance.numpy import allocate_token_bitmask
 
         self._matcher = compiled.matcher
+        self._param = compiled.param
         self._prompt_tokens = prompt_tokens
         self._consumed = 0
         self._eos = int(tokenizer.eos_token)
@@ -212,7 +235,7 @@ class GuidedDecoding:
             matcher.consume_token(int(token))
             self._consumed += 1
         if matcher.is_error():
-            raise decode_failure(matcher.get_error(), matcher.stop_reason(), self._consumed)
+            raise decode_failure(matcher.get_error(), matcher.stop_reason(), self._consumed, self._param)
         fill_next_token_bitmask(matcher, self._bitmask)
         allowed = np.unpackbits(self._bitmask.view(np.uint8), count=scores.shape[0], bitorder="little")
         scores[allowed == 0] = -np.inf
@@ -224,10 +247,12 @@ __all__ = [
     "TEXT_ONLY",
     "UNENFORCED_KEYWORDS",
     "CompiledFormat",
+    "GrammarSubject",
     "GuidanceFailed",
     "GuidedDecoding",
     "build_tokenizer",
     "compile_format",
+    "compile_grammar",
     "decode_failure",
     "format_type",
     "locate",

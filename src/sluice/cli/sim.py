@@ -38,6 +38,9 @@ def sim(
     served_model_name: str | None = typer.Option(None, "--served-model-name",
                                                  help="Model name clients send (default: the catalog id)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated text (same seed and prompt, same answer)."),
+    tool_call_rate: float = typer.Option(0.5, "--tool-call-rate", min=0.0, max=1.0,
+                                         help="Share of answers to tool_choice \"auto\" that call a tool (required "
+                                         "or a named tool always calls; none never does)."),
     fault: list[str] = typer.Option([], "--fault", help=_FAULT_HELP),
     catalog_file: list[Path] = typer.Option([], "--catalog", help="Extra catalog YAML (GPUs, models) to load."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 for all)."),
@@ -60,7 +63,7 @@ def sim(
             catalog=load_catalog(*catalog_file), tensor_parallel_size=tensor_parallel_size,
             pipeline_parallel_size=pipeline_parallel_size, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
             max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens)
+            max_num_batched_tokens=max_num_batched_tokens, tool_call_rate=tool_call_rate)
     except (PlanError, CatalogError, ValueError) as exc:
         err_console.print(f"[red]sluice sim:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None

@@ -165,6 +165,7 @@ class SimBackendConfig(_BackendBase):
     max_num_batched_tokens: int | None = Field(None, gt=0)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     seed: int = 0
+    tool_call_rate: float = Field(0.5, ge=0, le=1)  # share of `tool_choice: auto` answers that call a tool
     gpu_hour_usd: float | None = Field(None, gt=0)  # per GPU (x tensor_parallel_size); default: the catalog's price
 
     def engine_flags(self) -> dict[str, Any]:

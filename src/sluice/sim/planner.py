@@ -13,6 +13,7 @@ from sluice.sim.faults import FaultPlan
 from sluice.sim.kv_cache import BLOCK_SIZE
 from sluice.sim.scheduler import SchedulerConfig
 from sluice.sim.simulator import Simulator
+from sluice.sim.tools import DEFAULT_TOOL_CALL_RATE
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,11 +64,13 @@ def build_simulator(model: str, gpu: str, *, served_model_name: str | None = Non
                     tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1, quantization: str | None = None,
                     kv_cache_dtype: str = "auto", max_model_len: int | None = None,
                     gpu_memory_utilization: float = 0.9, max_num_seqs: int | None = None,
-                    max_num_batched_tokens: int | None = None) -> Simulator:
+                    max_num_batched_tokens: int | None = None,
+                    tool_call_rate: float = DEFAULT_TOOL_CALL_RATE) -> Simulator:
     """A simulator of `vllm serve MODEL` on GPU (catalog ids, e.g. `llama-3.1-8b`, `h100-sxm`).
 
     Requests reach the engine after the planner's fixed per-request overhead (HTTP, tokenisation), so
-    the simulator's TTFT and the planner's agree.
+    the simulator's TTFT and the planner's agree. `tool_call_rate` is the share of `tool_choice: auto` answers
+    that call a tool (docs/simulator.md#tool-calling).
     """
     cost, config = planner_cost(model, gpu, tensor_parallel_size=tensor_parallel_size,
                                 pipeline_parallel_size=pipeline_parallel_size, quantization=quantization,
@@ -77,10 +80,12 @@ def build_simulator(model: str, gpu: str, *, served_model_name: str | None = Non
     arch = cost.deployment.model
     return Simulator(cost, config, served_model_name=served_model_name or arch.id,
                      tokenizer_model=arch.hf_repo or arch.id, seed=seed, faults=faults, clock=clock,
-                     description=cost.describe(), request_overhead_s=REQUEST_OVERHEAD_S)
+                     description=cost.describe(), request_overhead_s=REQUEST_OVERHEAD_S,
+                     tool_call_rate=tool_call_rate)
 
 
 def simulator_backend(name: str, config: SimBackendConfig) -> SimulatorBackend:
     """A config's `type: sim` backend, in-process. The composition root builds it (sim/ builds on backends/, so
     backends/ cannot); what vLLM would refuse to start is reported first by `sluice.gateway.startup`."""
-    return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed, **config.engine_flags()))
+    return SimulatorBackend(name, build_simulator(config.model, config.gpu, seed=config.seed,
+                                                  tool_call_rate=config.tool_call_rate, **config.engine_flags()))

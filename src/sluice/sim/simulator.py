@@ -19,6 +19,7 @@ from sluice.backends import (
     new_id,
     role_chunk,
     text_chunk,
+    tool_call_chunk,
     usage_chunk,
 )
 from sluice.cost import count_message_tokens, count_prompt_tokens
@@ -32,6 +33,7 @@ from sluice.sim.metrics import SimMetrics
 from sluice.sim.scheduler import SchedulerConfig
 from sluice.sim.structured import structured_pieces
 from sluice.sim.text import TextGenerator, seed_for
+from sluice.sim.tools import DEFAULT_TOOL_CALL_RATE, Step, tool_prompt_tokens, tool_steps
 
 # Answer length when a request sets no max_tokens (a real model stops at its EOS token; we draw a length).
 DEFAULT_OUTPUT_TOKENS = (32, 512)
@@ -43,7 +45,7 @@ class Answer:
 
     prompt_tokens: int
     max_tokens: int
-    pieces: tuple[str, ...]  # one real token each
+    pieces: tuple[Step, ...]  # one real token each: text, a piece of a tool call, or nothing shown
     num_output_tokens: int  # pieces, plus the hidden token that matched a stop string
     finish_reason: str
 
@@ -68,8 +70,10 @@ class Simulator:
 
     def __init__(self, cost: StepCost, config: SchedulerConfig | None = None, *, served_model_name: str,
                  tokenizer_model: str | None = None, seed: int = 0, faults: FaultPlan | None = None,
-                 clock: Clock | None = None, description: str = "", request_overhead_s: float = 0.0) -> None:
+                 clock: Clock | None = None, description: str = "", request_overhead_s: float = 0.0,
+                 tool_call_rate: float = DEFAULT_TOOL_CALL_RATE) -> None:
         self.model_name = served_model_name
+        self.tool_call_rate = tool_call_rate  # share of `tool_choice: auto` answers that call a tool
         # Time from arrival to the engine (HTTP, tokenisation, hand-off): part of TTFT, outside the steps.
         self.request_overhead_s = request_overhead_s
         self.description = description
@@ -104,13 +108,15 @@ class Simulator:
         return refused
 
     def plan_answer(self, call: BackendCall) -> Answer:
-        """Count the prompt, check it against max_model_len (vLLM's 400s) and fix the answer's tokens: prose, or
-        for a `response_format` asking for JSON, a value the format accepts (cut at max_tokens like a real model)."""
+        """Count the prompt, check it against max_model_len (vLLM's 400s) and fix the answer's tokens: prose; tool
+        calls where the request's tools and `tool_choice` call for them; for a `response_format` asking for JSON, a
+        value the format accepts (each cut at max_tokens like a real model)."""
         request = call.request
         if (request.n or 1) > 1:
             raise BadRequest("The simulator generates one choice per request (n=1).", param="n")
         if isinstance(request, ChatCompletionRequest):
             prompt_tokens = count_message_tokens(request.messages, self.text.model)
+            prompt_tokens += tool_prompt_tokens(request, self.text.model)
             key: object = [(m.role, m.content) for m in request.messages]
         else:
             prompt_tokens = _completion_prompt_tokens(request, self.text.model)
@@ -123,6 +129,12 @@ class Simulator:
             raise ContextLengthExceeded.for_max_tokens(limit, prompt_tokens, requested)
         seed = seed_for(self.seed, "seed", request.seed) if request.seed is not None else seed_for(self.seed, key)
         max_tokens = requested if requested is not None else limit - prompt_tokens
+        calls = tool_steps(request, seed, self.text.model, self.tool_call_rate)
+        if calls is not None:  # stop strings do not cut a call
+            length = min(len(calls), max_tokens)
+            return Answer(prompt_tokens, max_tokens, tuple(calls[:length]), length,
+                          "tool_calls" if length == len(calls) else "length")
+        pieces: list[str]
         structured = structured_pieces(request, seed, self.text.model)
         if structured is not None:  # the JSON's end is the answer's end (ignore_eos does not lengthen it)
             length = min(len(structured), max_tokens)
@@ -178,7 +190,13 @@ class Simulator:
                         yield role_chunk(call, response_id, created)
                     piece = answer.pieces[event.index] if event.index < len(answer.pieces) else ""
                     finished = event.finished
-                    yield text_chunk(call, response_id, created, piece, event.finish_reason)
+                    if isinstance(piece, str):
+                        yield text_chunk(call, response_id, created, piece, event.finish_reason)
+                        continue
+                    if piece is not None:
+                        yield tool_call_chunk(call, response_id, created, piece)
+                    if event.finish_reason is not None:
+                        yield text_chunk(call, response_id, created, "", event.finish_reason)
         finally:
             if not finished:
                 self.metrics.observe_abort()

@@ -19,11 +19,13 @@ from sluice.structured.stage import (
     StructuredStage,
 )
 from sluice.structured.support import Support, adapt, constrains, enforces, response_format_of, support_of
+from sluice.structured.tools import MAX_TOOLS, ToolsError, check_tools, has_tool_fields
 
 __all__ = [
     "ATTEMPTS_HEADER",
     "CONSTRAINT_FIELDS",
     "LIMITS",
+    "MAX_TOOLS",
     "MODE_HEADER",
     "VERDICT_FIELD",
     "AnswerFormat",
@@ -33,13 +35,16 @@ __all__ = [
     "StructuredOutputFailed",
     "StructuredStage",
     "Support",
+    "ToolsError",
     "Verdict",
     "adapt",
     "check_constraints",
     "check_response_format",
+    "check_tools",
     "constrains",
     "constraint_of",
     "enforces",
+    "has_tool_fields",
     "instance_for",
     "json_object_instance",
     "json_text",
