@@ -25,12 +25,14 @@ SRC = Path(__file__).parents[1] / "src"
 # Low to high: a package imports only packages in the layers below its own (docs/architecture.md#layers).
 LAYERS: tuple[tuple[str, ...], ...] = (
     # the version, error types, the finished request's record, names loaded on first use, small statistics,
-    # a LoRA adapter's files and content hash (served by backends/, recorded by registry/)
-    ("sluice", "sluice.errors", "sluice.records", "sluice.lazy", "sluice.stats", "sluice.lora_files"),
+    # a LoRA adapter's files and content hash (served by backends/, recorded by registry/), the registries' name
+    # rules and their key-by-key diff (models and prompts alike)
+    ("sluice", "sluice.errors", "sluice.records", "sluice.lazy", "sluice.stats", "sluice.lora_files", "sluice.names",
+     "sluice.json_diff"),
     ("sluice.config", "sluice.catalog"),  # data: the config models, the GPU/model/price catalog
     ("sluice.plan", "sluice.store", "sluice.backends", "sluice.state"),
     ("sluice.telemetry", "sluice.cost", "sluice.cache", "sluice.routing", "sluice.tags", "sluice.structured",
-     "sluice.registry"),
+     "sluice.registry", "sluice.prompts"),
     ("sluice.rollout", "sluice.sim", "sluice.loadtest", "sluice.safety"),
     ("sluice.evals",),  # eval suites: the unsafe scorer builds the safety layers' guards in-process
     ("sluice.gateway",),  # the request path (the chain runner, the routing terminal) and the start-up checks

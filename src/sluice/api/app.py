@@ -19,6 +19,7 @@ from sluice.api import (
     admin_evals,
     admin_keys,
     admin_models,
+    admin_prompts,
     admin_routes,
     admin_shadow,
     openai_routes,
@@ -48,6 +49,7 @@ def create_app(config: SluiceConfig, *, tracing: Tracing | None = None) -> Starl
     app = Starlette(
         routes=[*openai_routes.routes, *admin_routes.routes, *admin_shadow.routes, *admin_keys.routes,
                 *admin_models.routes,
+                *admin_prompts.routes,
                 *admin_evals.routes,
                 Route("/health/live", live, methods=["GET"]),
                 Route("/health/ready", ready, methods=["GET"]),

@@ -14,6 +14,7 @@ from sluice.cli.keys import keys_app
 from sluice.cli.logs import logs_app
 from sluice.cli.models import models_app
 from sluice.cli.plan import plan_app
+from sluice.cli.prompts import prompts_app
 from sluice.cli.safety import safety_app
 from sluice.cli.serve import serve
 from sluice.cli.sim import sim
@@ -31,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(logs_app, name="logs")
 app.add_typer(models_app, name="models")
 app.add_typer(plan_app, name="plan")
+app.add_typer(prompts_app, name="prompts")
 app.add_typer(safety_app, name="safety")
 
 

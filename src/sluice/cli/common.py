@@ -1,7 +1,11 @@
-"""Helpers shared by CLI commands: the rich console and config loading with clear errors."""
+"""Helpers shared by CLI commands: the rich console, config loading with clear errors, admin API calls and the
+way their answers are printed."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -92,6 +96,46 @@ def admin_call(method: str, url: str, path: str, master_key: str | None, body: d
         reason = getattr(error, "reason", error)
         exit_with(f"cannot reach the gateway at {url} ({reason}); is `sluice serve` running? (--url / SLUICE_URL)",
                   code=code)
+
+
+def url_segment(text: str) -> str:
+    """A name as one URL path segment (or query value): whatever it holds, the gateway judges it, not urllib."""
+    return urllib.parse.quote(text, safe="")
+
+
+def key_values(items: list[str] | None, option: str) -> dict[str, Any]:
+    """`KEY=VALUE` options as a dict, each value read as JSON when it parses (`0.2`, `[1, 2]`), else a string;
+    exit 2 naming the option for an item without `=`."""
+    pairs: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            exit_with(f"{option}: expected KEY=VALUE, not {item!r}", code=2)
+        try:
+            pairs[key] = json.loads(value)
+        except ValueError:
+            pairs[key] = value
+    return pairs
+
+
+def json_cell(value: Any) -> str:
+    """A table cell: a string as it is, anything else as JSON, None as a dash."""
+    return "—" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def or_dash(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
+def utc_when(at: float | None) -> str:
+    """Unix seconds as `2026-12-10 14:03:00Z`; None as a dash."""
+    if at is None:
+        return "—"
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:

@@ -4,7 +4,6 @@ read their history, diff two versions (docs/registry.md). Talks to `/admin/model
 from __future__ import annotations
 
 import datetime as dt
-import json
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sluice.cli.common import admin_call, console, exit_with
+from sluice.cli.common import (
+    admin_call,
+    console,
+    exit_with,
+    json_cell,
+    key_values,
+    or_dash,
+    print_json,
+    url_segment,
+    utc_when,
+)
 from sluice.cli.keys import AsJson, MasterKey, Url
 from sluice.registry import RegistryError, file_sha256, inspect_adapter, parse_ref
 
@@ -41,7 +50,7 @@ def register(model: Annotated[str, typer.Argument(help="The registered model's n
              url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
     """Register a new version (numbered by the registry: 1, 2, 3…)."""
     body: dict[str, Any] = {"base_model": base, "base_revision": revision, "prompt": prompt,
-                            "params": _pairs(param, "--param"), "metadata": _pairs(meta, "--meta"),
+                            "params": key_values(param, "--param"), "metadata": key_values(meta, "--meta"),
                             "targets": [_target(text) for text in target or ()], "description": description,
                             "actor": actor}
     if adapter is not None:
@@ -52,12 +61,12 @@ def register(model: Annotated[str, typer.Argument(help="The registered model's n
     if parent is not None:
         lineage["parent_version"] = parent
     body["lineage"] = lineage
-    result = admin_call("POST", url, f"/admin/models/{_seg(model)}/versions", master_key, body)
+    result = admin_call("POST", url, f"/admin/models/{url_segment(model)}/versions", master_key, body)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     console.print(f"registered [bold]{model}@{result['version']}[/]")
-    _render_version(result)
+    _renderor_dash(result)
 
 
 @models_app.command("list")
@@ -65,13 +74,13 @@ def list_models(url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: A
     """Registered models: how many versions, the latest, the aliases."""
     result = admin_call("GET", url, "/admin/models", master_key)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     table = Table("model", "versions", "latest", "aliases", "updated")
     for row in result["data"]:
         aliases = ", ".join(f"{alias} → {version}" for alias, version in sorted(row["aliases"].items()))
         table.add_row(row["model"], str(row["versions"]), str(row["latest"]), aliases or "—",
-                      _when(row.get("updated_at")))
+                      utc_when(row.get("updated_at")))
     console.print(table if result["data"] else "no registered models yet: sluice models register NAME --base ID")
 
 
@@ -81,25 +90,26 @@ def show(ref: Annotated[str, typer.Argument(help="MODEL (its versions), MODEL@N 
     """A model's versions, or one version in full."""
     model, version = _or_exit(lambda: parse_ref(ref))
     if version is None:
-        result = admin_call("GET", url, f"/admin/models/{_seg(model)}/versions", master_key)
+        result = admin_call("GET", url, f"/admin/models/{url_segment(model)}/versions", master_key)
         if as_json:
-            _print_json(result)
+            print_json(result)
             return
         table = Table("version", "base", "adapter", "prompt", "aliases", "created", "by")
         for row in result["data"]:
             adapter = (row.get("adapter") or {}).get("uri") or "—"
             table.add_row(str(row["version"]), row["base_model"], adapter, row.get("prompt") or "—",
-                          ", ".join(row.get("aliases") or ()) or "—", _when(row["created_at"]),
+                          ", ".join(row.get("aliases") or ()) or "—", utc_when(row["created_at"]),
                           row.get("created_by") or "—")
         console.print(table)
         return
-    result = admin_call("GET", url, f"/admin/models/{_seg(model)}/versions/{_seg(str(version))}", master_key)
-    runs = admin_call("GET", url, f"/admin/models/{_seg(model)}/evals?version={result['version']}&limit=10",
+    result = admin_call("GET", url, f"/admin/models/{url_segment(model)}/versions/{url_segment(str(version))}",
+                        master_key)
+    runs = admin_call("GET", url, f"/admin/models/{url_segment(model)}/evals?version={result['version']}&limit=10",
                       master_key)["data"]
     if as_json:
-        _print_json({**result, "eval_runs": runs})
+        print_json({**result, "eval_runs": runs})
         return
-    _render_version(result)
+    _renderor_dash(result)
     _render_eval_runs(runs)
 
 
@@ -121,12 +131,13 @@ def alias(model: Annotated[str, typer.Argument(help="The registered model.")],
         exit_with("--force needs a --reason (it is kept in the alias history)", code=2)
     body = {"reason": reason, "actor": actor}
     if delete:
-        result = admin_call("DELETE", url, f"/admin/models/{_seg(model)}/aliases/{_seg(name)}", master_key, body)
+        result = admin_call("DELETE", url, f"/admin/models/{url_segment(model)}/aliases/{url_segment(name)}",
+                            master_key, body)
     else:
-        result = admin_call("PUT", url, f"/admin/models/{_seg(model)}/aliases/{_seg(name)}", master_key,
+        result = admin_call("PUT", url, f"/admin/models/{url_segment(model)}/aliases/{url_segment(name)}", master_key,
                             {**body, "version": version, "force": force})
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     was = result.get("from_version")
     now = result.get("to_version")
@@ -138,15 +149,15 @@ def history(model: Annotated[str, typer.Argument(help="The registered model.")],
             name: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
             url: Url = DEFAULT_URL, master_key: MasterKey = None, as_json: AsJson = False) -> None:
     """Every alias move, oldest first: when, which alias, from and to, who, why."""
-    query = f"?alias={_seg(name)}" if name else ""
-    result = admin_call("GET", url, f"/admin/models/{_seg(model)}/aliases{query}", master_key)
+    query = f"?alias={url_segment(name)}" if name else ""
+    result = admin_call("GET", url, f"/admin/models/{url_segment(model)}/aliases{query}", master_key)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     table = Table("when", "alias", "from", "to", "by", "reason")
     for event in result["data"]:
-        table.add_row(_when(event["at"]), event["alias"], _version(event["from_version"]),
-                      _version(event["to_version"]), event.get("actor") or "—", event.get("reason") or "")
+        table.add_row(utc_when(event["at"]), event["alias"], or_dash(event["from_version"]),
+                      or_dash(event["to_version"]), event.get("actor") or "—", event.get("reason") or "")
     console.print(table)
 
 
@@ -159,17 +170,17 @@ def diff(a: Annotated[str, typer.Argument(help="MODEL@N or MODEL@ALIAS.")],
     other_model, second = _or_exit(lambda: parse_ref(b if "@" in b else f"{model}@{b}"))
     if other_model != model or first is None or second is None:
         exit_with(f"compare two versions of one model: sluice models diff {model}@1 {model}@2", code=2)
-    result = admin_call("GET", url, f"/admin/models/{_seg(model)}/diff?a={_seg(str(first))}&b={_seg(str(second))}",
-                        master_key)
+    query = f"a={url_segment(str(first))}&b={url_segment(str(second))}"
+    result = admin_call("GET", url, f"/admin/models/{url_segment(model)}/diff?{query}", master_key)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     if not result["changes"]:
         console.print(f"{model}@{result['a']} and @{result['b']} are the same")
         return
     table = Table("field", f"{model}@{result['a']}", f"{model}@{result['b']}")
     for change in result["changes"]:
-        table.add_row(change["field"], _cell(change["a"]), _cell(change["b"]))
+        table.add_row(change["field"], json_cell(change["a"]), json_cell(change["b"]))
     console.print(table)
 
 
@@ -185,13 +196,13 @@ def timeline(deployment: Annotated[str, typer.Argument(help="The public model (d
     moment = _moment(at) if at is not None else None
     query = urllib.parse.urlencode({key: value for key, value in (("at", moment), ("window_s", window))
                                     if value is not None})
-    result = admin_call("GET", url, f"/admin/timeline/{_seg(deployment)}?{query}", master_key)
+    result = admin_call("GET", url, f"/admin/timeline/{url_segment(deployment)}?{query}", master_key)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
-    since = f"since {_when(result['since'])}" if result["since"] else "the config's deployment"
+    since = f"since {utc_when(result['since'])}" if result["since"] else "the config's deployment"
     change = result.get("change") or {}
-    console.print(f"[bold]{deployment}[/] at {_when(result['at'])}: deployment version "
+    console.print(f"[bold]{deployment}[/] at {utc_when(result['at'])}: deployment version "
                   f"{result['deployment_version'] or '—'} ({since}"
                   + (f", {change['action']} by {change['actor']}" if change else "")
                   + (f": {change['reason']}" if change.get("reason") else "") + ")")
@@ -205,7 +216,7 @@ def timeline(deployment: Annotated[str, typer.Argument(help="The public model (d
                           "—" if observed is None else f"{observed:.1f} %", f"{target['backend']}:{target['model']}",
                           f"{version['model']}@{version['version']}" if version else "unregistered",
                           version.get("base_model") or "—", (version.get("adapter") or {}).get("uri") or "—",
-                          version.get("prompt") or "—", _cell(version.get("params")) if version else "—")
+                          version.get("prompt") or "—", json_cell(version.get("params")) if version else "—")
     console.print(table)
     console.print(f"{result['requests']} routed requests in the window")
 
@@ -236,22 +247,8 @@ def _adapter(adapter: str, base: str) -> dict[str, Any]:
             "base_model": found.base_model}
 
 
-def _seg(text: str) -> str:
-    """A name as one URL path segment (or query value): whatever it holds, the gateway judges it, not urllib."""
-    return urllib.parse.quote(text, safe="")
 
 
-def _pairs(items: list[str] | None, option: str) -> dict[str, Any]:
-    pairs: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            exit_with(f"{option}: expected KEY=VALUE, not {item!r}", code=2)
-        try:
-            pairs[key] = json.loads(value)
-        except ValueError:
-            pairs[key] = value
-    return pairs
 
 
 def _target(text: str) -> dict[str, str]:
@@ -268,16 +265,16 @@ def _or_exit(work: Any) -> Any:
         exit_with(str(error), code=2)
 
 
-def _render_version(row: dict[str, Any]) -> None:
+def _renderor_dash(row: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for name in ("model", "version", "base_model", "base_revision", "prompt", "description", "created_by"):
         if row.get(name) is not None:
             table.add_row(name, str(row[name]))
-    table.add_row("created", _when(row["created_at"]))
+    table.add_row("created", utc_when(row["created_at"]))
     table.add_row("aliases", ", ".join(row.get("aliases") or ()) or "—")
     for name in ("adapter", "params", "targets", "lineage", "metadata"):
         if row.get(name):
-            table.add_row(name, _cell(row[name]))
+            table.add_row(name, json_cell(row[name]))
     console.print(table)
 
 
@@ -292,27 +289,18 @@ def _render_eval_runs(runs: list[dict[str, Any]]) -> None:
         rate = f"{accuracy['passed']}/{accuracy['total']}" if accuracy.get("total") else "—"
         gate = run.get("gate_status") or "—"
         colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(gate)
-        table.add_row(str(run["id"]), _when(run.get("created_at")), f"{run['suite']} ({run['suite_hash'][:8]})", rate,
-                      str(summary.get("errors", "—")), f"[{colour}]{gate}[/]" if colour else gate, run["target"])
+        table.add_row(str(run["id"]), utc_when(run.get("created_at")), f"{run['suite']} ({run['suite_hash'][:8]})",
+                      rate, str(summary.get("errors", "—")), f"[{colour}]{gate}[/]" if colour else gate,
+                      run["target"])
     console.print(table)
 
 
-def _cell(value: Any) -> str:
-    return "—" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _version(value: int | None) -> str:
-    return "—" if value is None else str(value)
 
 
-def _when(at: float | None) -> str:
-    if at is None:
-        return "—"
-    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 __all__ = ["models_app"]

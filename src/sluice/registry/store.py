@@ -8,17 +8,14 @@ write), so the version it moves from is read after every earlier move committed.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sluice.names import listing
 from sluice.registry.versions import (
     LATEST,
     Adapter,
@@ -30,30 +27,11 @@ from sluice.registry.versions import (
     check_alias,
     check_model_name,
 )
-from sluice.store import RegistryAliasEventRow, RegistryAliasRow, RegistryVersionRow
+from sluice.store import RegistryAliasEventRow, RegistryAliasRow, RegistryVersionRow, retrying
 
 _VERSIONS = RegistryVersionRow.__table__
 _ALIASES = RegistryAliasRow.__table__
 _EVENTS = RegistryAliasEventRow.__table__
-
-CONFLICT_RETRIES = 50  # attempts at a write that lost a race (unique index) before giving up
-_LISTED_MAX = 20  # names an error message lists at most
-
-T = TypeVar("T")
-
-
-async def _retrying(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """`work` in a transaction, again while it loses a race on a unique index (nothing of a lost try is kept)."""
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            async with engine.begin() as connection:
-                return await work(connection)
-        except IntegrityError:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))  # desynchronise the racers
-    raise AssertionError("unreachable")
-
 
 def _spec_row(spec: VersionSpec) -> dict[str, Any]:
     adapter = spec.adapter
@@ -84,11 +62,6 @@ def _event(row: RowMapping) -> AliasEvent:
                       to_version=row["to_version"], at=row["at"], actor=row["actor"], reason=row["reason"])
 
 
-def _listing(names: list[Any]) -> str:
-    shown = ", ".join(str(name) for name in names[:_LISTED_MAX])
-    return shown + (f" ... ({len(names)} in all)" if len(names) > _LISTED_MAX else "")
-
-
 async def register(engine: AsyncEngine, model: str, spec: VersionSpec, *, actor: str | None = None,
                    ) -> ModelVersion:
     """Store `spec` as the model's next version (the first registers the model)."""
@@ -104,7 +77,7 @@ async def register(engine: AsyncEngine, model: str, spec: VersionSpec, *, actor:
         result = await connection.execute(insert(_VERSIONS).values(values).returning(*_VERSIONS.c))
         return _from_row(result.mappings().one())
 
-    return await _retrying(engine, insert_next)
+    return await retrying(engine, insert_next)
 
 
 async def get_version(engine: AsyncEngine, model: str, ref: int | str | None = None) -> ModelVersion:
@@ -135,7 +108,7 @@ async def _resolve(connection: AsyncConnection, model: str, ref: int | str | Non
         if not versions:
             raise await _unknown_model(connection, model)
         if ref not in versions:
-            raise RegistryNotFound(f"{model} has no version {ref}; its versions: {_listing(list(versions))} "
+            raise RegistryNotFound(f"{model} has no version {ref}; its versions: {listing(list(versions))} "
                                 f"(e.g. {model}@{versions[-1]})")
         return ref
     if not isinstance(ref, str):
@@ -146,7 +119,7 @@ async def _resolve(connection: AsyncConnection, model: str, ref: int | str | Non
     if ref in aliases:
         return int(aliases[ref])
     await _versions_of(connection, model)  # an unknown model says so first
-    known = _listing(list(aliases)) if aliases else "none (set one with set_alias)"
+    known = listing(list(aliases)) if aliases else "none (set one with set_alias)"
     raise RegistryNotFound(f"{model} has no alias {ref!r}; its aliases: {known}")
 
 
@@ -161,7 +134,7 @@ async def _versions_of(connection: AsyncConnection, model: str) -> list[RowMappi
 async def _unknown_model(connection: AsyncConnection, model: str) -> RegistryNotFound:
     models = (await connection.execute(select(_VERSIONS.c.model).distinct()
                                        .order_by(_VERSIONS.c.model))).scalars().all()
-    known = _listing(list(models)) if models else "none yet (register one first)"
+    known = listing(list(models)) if models else "none yet (register one first)"
     return RegistryNotFound(f"unknown model {model!r}; registered models: {known}")
 
 
@@ -218,7 +191,7 @@ async def set_alias(engine: AsyncEngine, model: str, alias: str, version: int, *
                                      .values(version=version, updated_at=at))
         return await _record(connection, AliasEvent(model, alias, previous, version, at, actor, reason))
 
-    return await _retrying(engine, move)
+    return await retrying(engine, move)
 
 
 async def delete_alias(engine: AsyncEngine, model: str, alias: str, *, actor: str | None = None,
@@ -235,7 +208,7 @@ async def delete_alias(engine: AsyncEngine, model: str, alias: str, *, actor: st
         await connection.execute(delete(_ALIASES).where(_ALIASES.c.model == model, _ALIASES.c.alias == alias))
         return await _record(connection, AliasEvent(model, alias, previous, None, at, actor, reason))
 
-    return await _retrying(engine, remove)
+    return await retrying(engine, remove)
 
 
 async def _lock_alias(connection: AsyncConnection, model: str, alias: str) -> int | None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MODEL_NAME_MAX_CHARS = 128
-ALIAS_MAX_CHARS = 64
-LATEST = "latest"  # `chat@latest`: the newest version, never an alias
-
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_ALIAS = re.compile(r"[a-z][a-z0-9_-]*")  # a leading letter: `chat@3` is always version 3, never an alias
+from sluice.json_diff import json_diff
+from sluice.names import LABEL_MAX_CHARS as ALIAS_MAX_CHARS
+from sluice.names import LATEST, is_label, is_name
+from sluice.names import NAME_MAX_CHARS as MODEL_NAME_MAX_CHARS
 
 
 class RegistryError(ValueError):
@@ -89,7 +86,7 @@ class AliasEvent:
 
 
 def check_model_name(model: str) -> str:
-    if not isinstance(model, str) or len(model) > MODEL_NAME_MAX_CHARS or not _MODEL_NAME.fullmatch(model):
+    if not is_name(model):
         raise RegistryError(
             f"bad model name {model!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit, "
             f"at most {MODEL_NAME_MAX_CHARS} characters (e.g. support-chat)")
@@ -97,8 +94,7 @@ def check_model_name(model: str) -> str:
 
 
 def check_alias(alias: str) -> str:
-    if (not isinstance(alias, str) or len(alias) > ALIAS_MAX_CHARS or not _ALIAS.fullmatch(alias)
-            or alias == LATEST):
+    if not is_label(alias):
         raise RegistryError(
             f"bad alias {alias!r}: use lower-case letters, digits, '-' and '_', starting with a letter, at most "
             f"{ALIAS_MAX_CHARS} characters, not {LATEST!r} (e.g. production, staging, eval-2)")
@@ -126,25 +122,10 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
     return model, check_alias(tail)
 
 
-_MISSING = object()
-
-
 def diff(a: ModelVersion, b: ModelVersion) -> list[tuple[str, Any, Any]]:
     """(field path, a's value, b's value) for each field of the two specs that differs; dicts key by key
     (`params.temperature`, `adapter.rank`); a key one side lacks reads None."""
-    found: list[tuple[str, Any, Any]] = []
-    _diff_into(found, "", a.spec.to_json(), b.spec.to_json())
-    return found
-
-
-def _diff_into(found: list[tuple[str, Any, Any]], prefix: str, a: dict[str, Any], b: dict[str, Any]) -> None:
-    for key in [*a, *(key for key in b if key not in a)]:
-        left, right = a.get(key, _MISSING), b.get(key, _MISSING)
-        path = f"{prefix}{key}"
-        if isinstance(left, dict) and isinstance(right, dict):
-            _diff_into(found, f"{path}.", left, right)
-        elif left != right:
-            found.append((path, None if left is _MISSING else left, None if right is _MISSING else right))
+    return json_diff(a.spec.to_json(), b.spec.to_json())
 
 
 __all__ = [

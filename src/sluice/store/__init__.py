@@ -28,6 +28,9 @@ from sluice.store.models import (
     REQUEST_ID_MAX_CHARS,
     Base,
     EvalRunRow,
+    PromptLabelEventRow,
+    PromptLabelRow,
+    PromptVersionRow,
     RegistryAliasEventRow,
     RegistryAliasRow,
     RegistryVersionRow,
@@ -36,6 +39,7 @@ from sluice.store.models import (
     VirtualKeyRow,
 )
 from sluice.store.request_log import clean_text, insert_many
+from sluice.store.transactions import CONFLICT_RETRIES, retrying
 
 if TYPE_CHECKING:
     from sluice.store import deployments
@@ -51,11 +55,15 @@ __getattr__ = on_first_use(__name__, _ON_FIRST_USE)
 
 
 __all__ = [
+    "CONFLICT_RETRIES",
     "MODEL_MAX_CHARS",
     "REQUEST_ID_MAX_CHARS",
     "AuditEvent",
     "Base",
     "EvalRunRow",
+    "PromptLabelEventRow",
+    "PromptLabelRow",
+    "PromptVersionRow",
     "RegistryAliasEventRow",
     "RegistryAliasRow",
     "RegistryVersionRow",
@@ -75,6 +83,7 @@ __all__ = [
     "migrate",
     "migrate_sync",
     "request_log",
+    "retrying",
     "sqlite_path",
     "sync_url",
 ]

@@ -1,29 +1,18 @@
-"""The store's tables as SQLAlchemy declarative models; `Base.metadata` is what Alembic migrates."""
+"""The store's tables as SQLAlchemy declarative models; `Base.metadata` is what Alembic migrates (the prompt
+registry's tables live in prompt_tables.py and are re-exported here)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Double, Index, Integer, MetaData, String, Text, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, Boolean, Double, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from sluice.records import CLIENT_REQUEST_ID_MAX_CHARS
-
-# Stable constraint names, so later migrations can drop or alter them on every backend.
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from sluice.store.base import MODEL_MAX_CHARS, NAMING_CONVENTION, Base
+from sluice.store.prompt_tables import PromptLabelEventRow, PromptLabelRow, PromptVersionRow
 
 REQUEST_ID_MAX_CHARS = 255  # longer ids are cut to fit the unique index (PostgreSQL b-tree rows are bounded)
-MODEL_MAX_CHARS = 255
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class RequestLog(Base):
@@ -335,6 +324,9 @@ __all__ = [
     "DeploymentEvent",
     "DeploymentRow",
     "EvalRunRow",
+    "PromptLabelEventRow",
+    "PromptLabelRow",
+    "PromptVersionRow",
     "RegistryAliasEventRow",
     "RegistryAliasRow",
     "RegistryVersionRow",
