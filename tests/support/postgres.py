@@ -84,24 +84,27 @@ def start_postgres(binaries: Path) -> tuple[subprocess.Popen[bytes], PostgresSer
     if initdb.returncode != 0:
         raise RuntimeError(f"initdb failed: {initdb.stderr or initdb.stdout}")
     port = free_port()
-    process = subprocess.Popen(
-        [str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(sockets), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-         "-c", "max_connections=50"],
-        user=user, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    # its log goes to a file: a pipe nobody reads fills up (64 KiB), and then every postgres process that logs —
+    # the checkpointer on each DROP DATABASE — blocks writing to it, and the tests hang
+    with (root / "postgres.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+             "-k", str(sockets), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "max_connections=50"],
+            user=user, stdout=subprocess.DEVNULL, stderr=log,
+        )
     server = PostgresServer(host="127.0.0.1", port=port, user="sluice")
-    _wait_ready(process, server)
+    _wait_ready(process, server, root / "postgres.log")
     return process, server, root
 
 
-def _wait_ready(process: subprocess.Popen[bytes], server: PostgresServer, timeout_s: float = 30.0) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], server: PostgresServer, log: Path, timeout_s: float = 30.0) -> None:
     import psycopg
 
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
+            stderr = log.read_text(errors="replace") if log.exists() else ""
             raise RuntimeError(f"postgres exited with {process.returncode}: {stderr}")
         try:
             with psycopg.connect(host=server.host, port=server.port, user=server.user, dbname="postgres",
