@@ -34,6 +34,7 @@ from sluice.gateway import (
     Stage,
     check_startup,
 )
+from sluice.prompts import PromptResolver, PromptStage
 from sluice.records import new_request_id
 from sluice.rollout import DeploymentRegistry, RolloutControl, ShadowMode, ShadowStage
 from sluice.routing import CostRoutingStage, HealthChecker, Router, RouteStage, RoutingMetrics
@@ -75,6 +76,7 @@ class AppState:
     shared_state: SharedState | None = None  # state/: memory:// or Redis, shared by replicas
     admission: KeyAdmission | None = None  # virtual keys, limits, budgets (cost/); /v1 auth goes through it
     cache: GatewayCache | None = None  # exact + semantic response cache (cache/); None: no model caches
+    prompts: PromptResolver | None = None  # registered prompts named by requests; its store opens with the state's
 
     def key_matches(self, token: str) -> bool:
         assert self.master_key is not None
@@ -110,6 +112,7 @@ class _Parts:
     guards: dict[str, Guard | CalledGuard]  # safety.guards, built once; models share them
     safety_metrics: SafetyMetrics | None
     structured_metrics: StructuredMetrics
+    prompts: PromptResolver
 
 
 def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppState:
@@ -132,8 +135,9 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
     admission.pricing = pricing  # budget reservations use its estimates
     guards = {name: build_guard(name, guard) for name, guard in config.safety.guards.items()}
     safety_metrics = SafetyMetrics(metrics.registry) if guards else None
+    prompts = PromptResolver(None)  # the store opens in `start`
     parts = _Parts(config, router, admission, pricing, cache, shadow, guards, safety_metrics,
-                   StructuredMetrics(metrics.registry))
+                   StructuredMetrics(metrics.registry), prompts)
     terminal = RoutingTerminal(router, slots, tracing)
     chains = ChainSet(lambda model, kind: _chain(parts, terminal, model, kind))
     deployments.on_change(chains.invalidate)  # a new deployment version may add or drop its shadow stage
@@ -145,7 +149,7 @@ def build_state(config: SluiceConfig, *, tracing: Tracing | None = None) -> AppS
                              metrics.registry, pricing=pricing)
     return AppState(config=config, backends=backends, gateway=gateway, recorder=recorder, metrics=metrics, bus=bus,
                     master_key=master_key, rollout=rollout, shadow=shadow, shared_state=shared_state,
-                    admission=admission, cache=cache)
+                    admission=admission, cache=cache, prompts=prompts)
 
 
 def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
@@ -153,6 +157,8 @@ def _stages(parts: _Parts, model: str, kind: Kind) -> list[Stage | EndStage]:
     router = parts.router
     model_config = parts.config.models.get(model)
     stages: list[Stage | EndStage] = []
+    if kind == "generate":  # a prompt the request names, rendered into it before anything reads the request
+        stages.append(PromptStage(parts.prompts))
     if model in router.difficulty:
         stages.append(CostRoutingStage(router))  # a router model: which of its models serves
     stages.append(RouteStage(router))  # the serving deployment, the caller's side of a rollout, its replicas
@@ -218,6 +224,7 @@ async def start(state: AppState) -> None:
     stored deployments, shadow mode's pair writer; then the backends (they load in the background)."""
     await _open_store(state)
     await _start_admission(state)  # shared state (Redis) and virtual keys, before any request
+    _start_prompts(state)
     if state.rollout is not None and state.engine is not None:
         await state.rollout.start(state.engine)  # stored deployments win over the config's, before any request
     if state.shadow is not None and state.engine is not None:
@@ -271,6 +278,14 @@ async def _start_admission(state: AppState) -> None:
             raise
         log.error("%s; admitting without rate limits and budgets until it answers (keys.fail_open)", exc)
     await state.admission.start(state.engine)
+
+
+def _start_prompts(state: AppState) -> None:
+    """The prompt resolver reads the store and drops what it kept of a prompt when any replica announces a change."""
+    if state.prompts is not None and state.engine is not None:
+        state.prompts.engine = state.engine
+        if state.shared_state is not None:
+            state.prompts.listen(state.shared_state)
 
 
 async def _stop_admission(state: AppState) -> None:

@@ -32,12 +32,12 @@ def test_each_model_gets_only_the_stages_its_config_turns_on(upstream: tuple[Ope
                         "auto": {"router": {"easy": "plain", "hard": "cached"}}}
     with run_gateway(config) as gw:
         found = chains(gw)
-    assert found["plain"] == {"generate": ["route", "admission", "pricing", "structured", "terminal"],
+    assert found["plain"] == {"generate": ["prompt", "route", "admission", "pricing", "structured", "terminal"],
                               "embed": ["route", "admission", "pricing", "terminal"]}
-    assert found["unchecked"]["generate"] == ["route", "admission", "pricing", "terminal"]
-    assert found["cached"]["generate"] == ["route", "admission", "pricing", "cache", "structured", "terminal"]
+    assert found["unchecked"]["generate"] == ["prompt", "route", "admission", "pricing", "terminal"]
+    assert found["cached"]["generate"] == ["prompt", "route", "admission", "pricing", "cache", "structured", "terminal"]
     assert found["cached"]["embed"] == ["route", "admission", "pricing", "terminal"]  # embeddings are not cached
-    assert found["auto"]["generate"][:2] == ["cost_router", "route"]
+    assert found["auto"]["generate"][:3] == ["prompt", "cost_router", "route"]
 
 
 def test_a_deployment_change_rebuilds_the_chain_without_a_restart(upstream: tuple[OpenAIUpstream, str],
@@ -47,18 +47,18 @@ def test_a_deployment_change_rebuilds_the_chain_without_a_restart(upstream: tupl
             "exact": {"enabled": False}})) as gw:
         client = gw.client()
         client.chat.completions.create(model="m", messages=USER)  # the chain is built (and kept) here
-        assert chains(gw)["m"]["generate"] == ["route", "admission", "structured", "terminal"]
+        assert chains(gw)["m"]["generate"] == ["prompt", "route", "admission", "structured", "terminal"]
         response = httpx.post(gw.url + "/admin/deployments/m/set-shadow",
                               json={"shadow": [{"backend": "up", "model": "up-model"}], "sample_rate": 1})
         assert response.status_code == 200, response.text
-        assert chains(gw)["m"]["generate"] == ["route", "admission", "shadow", "structured", "terminal"]
+        assert chains(gw)["m"]["generate"] == ["prompt", "route", "admission", "shadow", "structured", "terminal"]
         fake.reset()
         client.chat.completions.create(model="m", messages=USER)
         wait_for(lambda: [r for r in fake.requests if r.headers.get("x-sluice-shadow") == "1"],
                  what="the mirrored call")
         response = httpx.post(gw.url + "/admin/deployments/m/set-shadow", json={"shadow": []})
         assert response.status_code == 200, response.text
-        assert chains(gw)["m"]["generate"] == ["route", "admission", "structured", "terminal"]
+        assert chains(gw)["m"]["generate"] == ["prompt", "route", "admission", "structured", "terminal"]
 
 
 def test_stage_times_in_server_timing_when_asked_and_in_the_stage_histogram(upstream: tuple[OpenAIUpstream, str],
@@ -71,7 +71,8 @@ def test_stage_times_in_server_timing_when_asked_and_in_the_stage_histogram(upst
         timed = httpx.post(gw.url + "/v1/chat/completions", json=body, headers={"x-sluice-debug": "timing"})
         assert timed.status_code == 200 and timed.headers["x-sluice-cache"] == "hit-exact"
         names = [part.split(";")[0] for part in timed.headers["server-timing"].split(", ")]
-        assert names == ["route", "admission", "cache", "pricing", "upstream", "overhead"]  # pricing: at the end
+        # pricing: at the end
+        assert names == ["prompt", "route", "admission", "cache", "pricing", "upstream", "overhead"]
         streamed = httpx.post(gw.url + "/v1/chat/completions", json={**body, "stream": True, "temperature": 1},
                               headers={"x-sluice-debug": "timing"})
         assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
@@ -84,7 +85,8 @@ def test_stage_times_in_server_timing_when_asked_and_in_the_stage_histogram(upst
             return found if found.get("route") == 3 else None
 
         found = wait_for(counts, what="three requests in the stage histogram")
-    assert found == {"route": 3, "admission": 3, "pricing": 3, "cache": 3, "structured": 2}  # the hit stops at cache
+    assert found == {"prompt": 3, "route": 3, "admission": 3, "pricing": 3, "cache": 3,
+                     "structured": 2}  # the hit stops at cache
 
 
 def test_a_client_leaving_a_wrapped_stream_releases_the_backend_slot(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def test_tagged_headers_land_in_the_request_log_cut_to_max_chars(upstream: tuple
                                                     "max_chars": 8})
     with run_gateway(config) as gw:
         chain = httpx.get(gw.url + "/admin/status").json()["chains"]["m"]["generate"]
-        assert chain[:2] == ["route", "tags"]
+        assert chain[:3] == ["prompt", "route", "tags"]
         body = {"model": "m", "messages": USER}
         sent = {"x-app-name": "checkout-service", "x-env": "prod", "x-request-id": "tagged"}
         assert httpx.post(gw.url + "/v1/chat/completions", json=body, headers=sent).status_code == 200

@@ -18,6 +18,7 @@ from sluice.compose import AppState
 from sluice.cost import usd_header
 from sluice.errors import InvalidRequest, SluiceError, Unauthorized
 from sluice.gateway import Call, RequestContext
+from sluice.prompts import prompt_use_of
 from sluice.records import client_request_id, new_request_id
 from sluice.structured import (
     CONSTRAINT_FIELDS,
@@ -105,6 +106,25 @@ async def list_models(request: Request) -> Response:
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
+def _names_a_prompt(data: dict[str, Any], endpoint: Endpoint, request: Request) -> bool:
+    """Whether the request names a registered prompt (checked here: a malformed reference is a 400 before any
+    stage); the `prompt` stage renders it. A completion's own `prompt` is its text: only the header names one."""
+    return prompt_use_of(data if endpoint == "chat" else {}, request.headers) is not None
+
+
+def _validated(endpoint: Endpoint, data: dict[str, Any], prompted: bool) -> Any:
+    """The request body as its endpoint's model. A request that names a prompt may leave out what the prompt
+    renders (a chat's messages, a completion's prompt): the `prompt` stage fills it before anything reads it."""
+    if not prompted:
+        return _MODELS[endpoint].model_validate(data)
+    if endpoint == "chat" and not data.get("messages"):
+        body = ChatCompletionRequest.model_validate({**data, "messages": [{"role": "user", "content": ""}]})
+        return body.model_copy(update={"messages": []})
+    if endpoint == "completions" and data.get("prompt") is None:
+        return CompletionRequest.model_validate({**data, "prompt": ""})
+    return _MODELS[endpoint].model_validate(data)
+
+
 async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: RequestContext) -> Any:
     """Auth, size limit, JSON, schema — each failure an OpenAI-shaped 4xx, recorded like any request."""
     try:
@@ -120,8 +140,9 @@ async def _parse(request: Request, state: AppState, endpoint: Endpoint, ctx: Req
             raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
         if isinstance(data.get("model"), str):
             ctx.model = data["model"]
+        prompted = endpoint != "embeddings" and _names_a_prompt(data, endpoint, request)
         try:
-            body = _MODELS[endpoint].model_validate(data)
+            body = _validated(endpoint, data, prompted)
         except ValidationError as exc:
             raise validation_error(exc) from None
         if "response_format" in data:  # checked here, before any stage or upstream sees the request

@@ -34,6 +34,7 @@ from sluice.prompts.versions import (
 
 if TYPE_CHECKING:
     from sluice.prompts.resolver import CHANGES_CHANNEL, PromptResolver, announce_change
+    from sluice.prompts.stage import PromptStage, PromptUnknown, PromptUse, prompt_use_of
     from sluice.prompts.store import (
         create_version,
         delete_label,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 _ON_FIRST_USE = {  # name -> module: these import SQLAlchemy (the resolver also the shared state's Redis client)
     **dict.fromkeys(["CHANGES_CHANNEL", "PromptResolver", "announce_change"], "sluice.prompts.resolver"),
+    **dict.fromkeys(["PromptStage", "PromptUnknown", "PromptUse", "prompt_use_of"], "sluice.prompts.stage"),
     **dict.fromkeys(["create_version", "delete_label", "get_version", "label_history", "labels_of", "list_prompts",
                      "list_versions", "rollback_label", "set_label"], "sluice.prompts.store"),
     **dict.fromkeys(["ImportReport", "export_prompts", "import_prompts"], "sluice.prompts.sync"),
@@ -75,7 +77,10 @@ __all__ = [
     "PromptRef",
     "PromptResolver",
     "PromptSpec",
+    "PromptStage",
     "PromptSummary",
+    "PromptUnknown",
+    "PromptUse",
     "PromptVersion",
     "Rendered",
     "TemplateError",
@@ -99,6 +104,7 @@ __all__ = [
     "list_versions",
     "parse_document",
     "parse_ref",
+    "prompt_use_of",
     "read_folder",
     "render",
     "rollback_label",

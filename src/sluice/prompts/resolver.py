@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sluice.errors import BackendNotReady
 from sluice.prompts.refs import parse_ref
 from sluice.prompts.store import get_version
 from sluice.prompts.templates import Rendered, compiled
@@ -46,7 +47,7 @@ class _Kept:
 class PromptResolver:
     """`name@ref` -> the version it names, kept until the prompt changes (or `ttl_s`, should a notice be lost)."""
 
-    def __init__(self, engine: AsyncEngine, *, ttl_s: float = 60.0, max_kept: int = 10_000,
+    def __init__(self, engine: AsyncEngine | None, *, ttl_s: float = 60.0, max_kept: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
@@ -80,6 +81,8 @@ class PromptResolver:
             found = kept.get(ref)
             if found is not None and self._clock() - found.at < self.ttl_s:
                 return found.version
+        if self.engine is None:  # the gateway opens the store before it serves: only a resolver used too early
+            raise BackendNotReady("The store is not open yet; try again in a moment.", code="store_not_ready")
         seen = (self._epoch, self._changes.get(name, 0))
         version = await get_version(self.engine, parse_ref(ref))
         if seen == (self._epoch, self._changes.get(name, 0)):
