@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pydantic import ValidationError
 
 from sluice.backends import ChatCompletionRequest, CompletionRequest
 from sluice.errors import ErrorClass, InvalidRequest, SluiceError
@@ -157,7 +158,8 @@ class PromptStage:
         call.set_header(REF_HEADER, f"{version.name}@{version.version}")
         # the body as sent is what OpenAI-compatible upstreams get (ctx.raw_body): render into it, then re-read it
         raw = dict(ctx.raw_body) if ctx.raw_body is not None else request.model_dump(exclude_none=True)
-        raw.pop(BODY_FIELD, None) if isinstance(request, ChatCompletionRequest) else None
+        if isinstance(request, ChatCompletionRequest):  # a completion's `prompt` is its own text, not the reference
+            raw.pop(BODY_FIELD, None)
         for key in _APPLIED:
             if rendered.config.get(key) is not None and raw.get(key) is None:
                 raw[key] = rendered.config[key]
@@ -165,18 +167,30 @@ class PromptStage:
             messages = ([{"role": "user", "content": rendered.text}] if rendered.kind == "text" else
                         [{"role": message.role, "content": message.content} for message in rendered.messages])
             raw["messages"] = [*messages, *(raw.get("messages") or ())]
-            updated: Any = ChatCompletionRequest.model_validate(raw)
+            updated: Any = _validated(ChatCompletionRequest, raw, use)
         elif isinstance(request, CompletionRequest):
             if rendered.kind != "text":
                 raise InvalidRequest(f"{use.ref} is a chat prompt: use it on /v1/chat/completions", param=REF_HEADER,
                                      code="prompt_kind_mismatch")
             raw.pop("response_format", None)
             raw["prompt"] = rendered.text
-            updated = CompletionRequest.model_validate(raw)
+            updated = _validated(CompletionRequest, raw, use)
         else:
             return request
         ctx.request, ctx.raw_body = updated, raw
         return updated
+
+
+def _validated(model: type[ChatCompletionRequest] | type[CompletionRequest], raw: dict[str, Any],
+               use: PromptUse) -> Any:
+    """The rendered body as a request; a 400 naming the prompt if its config and the request do not fit."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidRequest(f"{use.ref} rendered into a request that is not valid: {where}: {first['msg']}",
+                             param=where or BODY_FIELD, code="invalid_rendered_prompt") from None
 
 
 __all__ = ["BODY_FIELD", "REF_HEADER", "VARIABLES_HEADER", "PromptStage", "PromptUnknown", "PromptUse",
