@@ -6,23 +6,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from sluice.store import migrate_sync
 from tests.api.test_keys_admin import ADMIN, MASTER, keyed_config
 from tests.api.test_keys_limits import ONE_REQUEST_USD, PRICING
-from tests.api.test_shutdown import _wait_ready
 from tests.support.openai_server import make_openai_upstream
-from tests.support.servers import free_port, serve_app
+from tests.support.replicas import serve_replicas
+from tests.support.servers import serve_app
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4}
 REPLICAS = 3
@@ -34,28 +29,8 @@ def replicas(tmp_path: Path, redis_url: str) -> Iterator[list[str]]:
     db = tmp_path / "store.db"
     with serve_app(make_openai_upstream(models=["up-model"])) as upstream_url:
         config = keyed_config(upstream_url, db, pricing=PRICING, state={"url": redis_url})
-        config_file = tmp_path / "gateway.yaml"
-        config_file.write_text(yaml.safe_dump(config))
-        migrate_sync(config["store"]["url"])
-        urls, procs = [], []
-        try:
-            for _ in range(REPLICAS):
-                port = free_port()
-                urls.append(f"http://127.0.0.1:{port}")
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "sluice", "serve", "--config", str(config_file), "--port", str(port),
-                     "--log-level", "warning"], env={**os.environ, "PYTHONUNBUFFERED": "1"}))
-            for url, proc in zip(urls, procs, strict=True):
-                _wait_ready(url, proc)
+        with serve_replicas(config, tmp_path, REPLICAS) as urls:
             yield urls
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
 
 
 def create_key(url: str, **settings: object) -> tuple[str, str]:

@@ -16,22 +16,10 @@ import yaml
 
 from tests.support.gateway import upstream_config
 from tests.support.openai_server import make_openai_upstream
+from tests.support.replicas import wait_ready
 from tests.support.servers import free_port, serve_app
 
 PROMPT = [{"role": "user", "content": "w1 w2 w3 w4 w5 w6 w7 w8"}]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "gateway exited during start-up"
-        try:
-            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("gateway never became ready")
 
 
 def test_sigterm_mid_load_drains_streams_and_loses_no_row(tmp_path: Path) -> None:
@@ -49,7 +37,7 @@ def test_sigterm_mid_load_drains_streams_and_loses_no_row(tmp_path: Path) -> Non
                                  "--port", str(port), "--log-level", "warning"],
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            _wait_ready(url, proc)
+            wait_ready(url, proc)
             completed: list[str] = []
             broken: list[str] = []  # got a 200 but not the whole stream: must never happen
             lock = threading.Lock()

@@ -3,22 +3,17 @@ one replica is what the other renders next — it kept the old version, and the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from sluice.store import migrate_sync
-from tests.api.test_shutdown import _wait_ready
 from tests.support.gateway import upstream_config
 from tests.support.openai_server import make_openai_upstream
 from tests.support.polling import wait_for
-from tests.support.servers import free_port, serve_app
+from tests.support.replicas import serve_replicas
+from tests.support.servers import serve_app
 
 BODY = {"model": "m", "max_tokens": 4,
         "prompt": {"name": "greet", "label": "production", "variables": {"who": "Ada"}}}
@@ -29,28 +24,8 @@ def replicas(tmp_path: Path, redis_url: str) -> Iterator[list[str]]:
     db = tmp_path / "store.db"
     with serve_app(make_openai_upstream(models=["up-model"])) as upstream_url:
         config = upstream_config(upstream_url, db, state={"url": redis_url})
-        config_file = tmp_path / "gateway.yaml"
-        config_file.write_text(yaml.safe_dump(config))
-        migrate_sync(config["store"]["url"])  # before both start, so they do not migrate side by side
-        urls, procs = [], []
-        try:
-            for _ in range(2):
-                port = free_port()
-                urls.append(f"http://127.0.0.1:{port}")
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "sluice", "serve", "--config", str(config_file), "--port", str(port),
-                     "--log-level", "warning"], env={**os.environ, "PYTHONUNBUFFERED": "1"}))
-            for url, proc in zip(urls, procs, strict=True):
-                _wait_ready(url, proc)
+        with serve_replicas(config, tmp_path, 2) as urls:
             yield urls
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
 
 
 def used(url: str) -> str:
