@@ -135,7 +135,7 @@ def test_a_clean_stream_comes_out_whole_and_in_order() -> None:
 
 
 def test_the_tail_check_never_reads_half_a_word() -> None:
-    from sluice.safety.stage import _tail
+    from sluice.safety.running import _tail
 
     assert _tail("short", 10) == "short"
     assert _tail("the sandbomber is", 12) == " is"  # `ndbomber` would read as a word that is not there

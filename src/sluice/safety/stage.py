@@ -15,16 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from dataclasses import replace
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from sluice.backends import Chunk, Completion, Whole
 from sluice.config import GuardPolicy
 from sluice.errors import Forbidden, InvalidRequest
 from sluice.safety.build import is_called
-from sluice.safety.guards import CalledGuard, Direction, Guard, GuardContext, GuardFailed, Verdict
+from sluice.safety.guards import Direction, Guard
 from sluice.safety.metrics import SafetyMetrics
 from sluice.safety.outcomes import ContentFiltered, Failure, GuardUnavailable, Outcome, refuse
 from sluice.safety.payloads import (
@@ -42,6 +39,7 @@ from sluice.safety.payloads import (
     rewritten_release,
 )
 from sluice.safety.plan import AnyGuard, Plan
+from sluice.safety.running import GuardRunner
 
 if TYPE_CHECKING:
     from sluice.gateway.chain import Call, Next, Reply
@@ -69,6 +67,7 @@ class GuardStage:
         self.hold_back = hold_back_chars
         self.teams = teams or {}
         self.keys = keys or {}
+        self.runner = GuardRunner(metrics)
         self.plan = Plan.of(guards)
         self._plans: dict[tuple[str, ...], Plan] = {}  # by guard names: the lists other requests ended with
 
@@ -89,7 +88,7 @@ class GuardStage:
             self._checked(ctx, "input")
             text = prompt_text(call.request)  # type: ignore[arg-type]
             masks: list[Guard] = []
-            blocked = self._run(ctx, plan.local_in, text, "input", masks=masks)
+            blocked = self.runner.run(ctx, plan.local_in, text, "input", masks=masks)
             if blocked is not None:
                 raise ContentFiltered(blocked)
             if masks:  # what goes upstream (and into the cache key, and to called guards) is the masked prompt
@@ -97,11 +96,11 @@ class GuardStage:
                 mask_prompt(call.request, ctx.raw_body, input_masking(masks, vault))  # type: ignore[arg-type]
                 text = prompt_text(call.request)  # type: ignore[arg-type]
             if plan.before:
-                refuse(await self._judge(ctx, plan.before, text, "input"))
+                refuse(await self.runner.judge(ctx, plan.before, text, "input"))
             if plan.during:
-                waiting = asyncio.ensure_future(self._judge(ctx, plan.during, text, "input"))
+                waiting = asyncio.ensure_future(self.runner.judge(ctx, plan.during, text, "input"))
             if plan.trailing:
-                trailing = asyncio.ensure_future(self._judge(ctx, plan.trailing, text, "input"))
+                trailing = asyncio.ensure_future(self.runner.judge(ctx, plan.trailing, text, "input"))
         try:
             reply = await next(call)
         except BaseException:
@@ -158,104 +157,6 @@ class GuardStage:
             plan = self._plans[chosen] = Plan.of([self.defined[name] for name in chosen])
         return plan
 
-    # --- running guards -------------------------------------------------------------------------------------
-
-    def _run(self, ctx: RequestContext, guards: list[Guard], text: str, direction: Direction,
-             new_chars: int | None = None, masks: list[Guard] | None = None,
-             fired: set[str] | None = None) -> Verdict | None:
-        """Local guards in order until one blocks; every verdict recorded. Returns the blocking one, if any.
-
-        `new_chars`: a streamed answer's window whose last `new_chars` characters are new. A guard that knows how
-        far a match can reach back (`reach`) reads only that much before them: the rest was checked already."""
-        metrics = self.metrics
-        found: list[Any] = []
-        blocking = None
-        for guard in guards:
-            if fired is not None and guard.name in fired:
-                continue  # a stream: a guard that flagged (or monitors) says so once, not at every later chunk
-            started = perf_counter()
-            reach = getattr(guard, "reach", None)
-            checked = text if new_chars is None or reach is None else _tail(text, new_chars + reach)
-            verdict = guard.check(checked, direction)
-            spent = perf_counter() - started
-            metrics.timed(guard.name, direction, spent)
-            if verdict is None:
-                continue
-            verdict = replace(verdict, latency_s=spent)
-            metrics.found(verdict)
-            found.append(verdict.to_json())
-            if fired is not None:
-                fired.add(guard.name)
-            if masks is not None and verdict.action == "mask" and verdict.mode == "enforce":
-                masks.append(guard)
-            if verdict.blocks:
-                blocking = verdict
-                break
-        if found:
-            _annotate(ctx, direction, found)
-        if blocking is not None:
-            metrics.blocked.labels(ctx.model, direction).inc()
-        return blocking
-
-    async def _judge(self, ctx: RequestContext, guards: list[CalledGuard], text: str, direction: Direction,
-                     fired: set[str] | None = None) -> Outcome:
-        """Called guards, all at once, each within its deadline; the first to block cancels the rest. Every
-        verdict and failure is recorded."""
-        guards = [guard for guard in guards if fired is None or guard.name not in fired]
-        if not guards:
-            return None
-        key = ctx.key
-        context = GuardContext(ctx.request_id, ctx.model, ctx.endpoint, getattr(key, "id", None), ctx.team, ctx)
-        tasks = [asyncio.ensure_future(self._one(guard, text, direction, context)) for guard in guards]
-        found: list[Any] = []
-        outcome: Outcome = None
-        try:
-            for finished in asyncio.as_completed(tasks):
-                guard, verdict, failure, spent = await finished
-                self.metrics.timed(guard.name, direction, spent)
-                if fired is not None and (verdict is not None or failure is not None):
-                    fired.add(guard.name)
-                if failure is not None:
-                    blocks = guard.on_error == "block" and guard.mode == "enforce"
-                    failed = Failure(guard.name, guard.layer, direction, failure, blocks)
-                    self.metrics.failed.labels(guard.name, direction, "blocked" if blocks else "allowed").inc()
-                    found.append(failed.to_json(guard.mode))
-                    if blocks:
-                        outcome = failed
-                        break
-                elif verdict is not None:
-                    verdict = replace(verdict, latency_s=spent)
-                    self.metrics.found(verdict)
-                    found.append(verdict.to_json())
-                    if verdict.blocks:
-                        outcome = verdict
-                        break
-        finally:
-            for task in tasks:
-                task.cancel()
-        if found:
-            _annotate(ctx, direction, found)
-        if outcome is not None:
-            self.metrics.blocked.labels(ctx.model, direction).inc()
-        return outcome
-
-    @staticmethod
-    async def _one(guard: CalledGuard, text: str, direction: Direction,
-                   context: GuardContext) -> tuple[CalledGuard, Verdict | None, str | None, float]:
-        started = perf_counter()
-        verdict = failure = None
-        try:
-            async with asyncio.timeout(guard.timeout_s):
-                verdict = await guard.judge(text, direction, context)
-        except TimeoutError:
-            failure = f"no verdict within {guard.timeout_s:g} s"
-        except GuardFailed as exc:
-            failure = str(exc)
-        except Exception as exc:  # a hook's own bug: logged with its traceback, handled by on_error
-            log.warning("guard %s failed on request %s", guard.name, context.request_id, exc_info=exc)
-            failure = f"{type(exc).__name__}: {exc}"[:300]
-        return guard, verdict, failure, perf_counter() - started
-
     def _checked(self, ctx: RequestContext, direction: Direction) -> None:
         self.metrics.count_checked(ctx.model, direction)
 
@@ -269,7 +170,8 @@ class GuardStage:
         found: list[Guard] = []  # the masking guards that found something: only they have anything to mask
         if outputs:
             self._checked(ctx, "output")
-            if self._run(ctx, outputs, answer_text(answer.payload, ctx.endpoint), "output", masks=found) is not None:
+            text = answer_text(answer.payload, ctx.endpoint)
+            if self.runner.run(ctx, outputs, text, "output", masks=found) is not None:
                 return Whole(filtered(answer, ctx.endpoint))
         rewrite = answer_rewrite(found, vault)
         return Whole(rewritten_answer(answer, ctx.endpoint, rewrite)) if rewrite is not None else reply
@@ -282,8 +184,8 @@ class GuardStage:
                 assert isinstance(checked, Completion)
                 if checked.finish_reason != CONTENT_FILTER and (plan.called_out or plan.monitor_out):
                     text = answer_text(masked_answer(answer, ctx.endpoint, plan.mask_out).payload, ctx.endpoint)
-                    monitors = self._judge(ctx, plan.monitor_out, text, "output")
-                    outcome, _ = await asyncio.gather(self._judge(ctx, plan.called_out, text, "output"), monitors)
+                    monitors = self.runner.judge(ctx, plan.monitor_out, text, "output")
+                    outcome, _ = await asyncio.gather(self.runner.judge(ctx, plan.called_out, text, "output"), monitors)
                     if outcome is not None:
                         checked = filtered(answer, ctx.endpoint)
                 if checked.finish_reason != CONTENT_FILTER and rewrite is not None:
@@ -324,7 +226,7 @@ class GuardStage:
                         parts.append(text)
                     blocked: Outcome = None
                     if each:
-                        blocked = self._run(ctx, each, seen, "output", len(text), fired=fired)
+                        blocked = self.runner.run(ctx, each, seen, "output", len(text), fired=fired)
                     if blocked is None and total >= due_at:  # a paced guard is due (one comparison otherwise)
                         blocked = await self._paced(ctx, paced, checked, parts, total, fired, final=False)
                         due_at = min(checked[guard.name] + guard.every_chars for guard in paced)
@@ -349,7 +251,7 @@ class GuardStage:
         if paced or plan.monitor_out:  # the end: what paced guards have not read yet, and the monitors' one look
             outcome = await self._paced(ctx, paced, checked, parts, total, fired, final=True)
             if plan.monitor_out:
-                await self._judge(ctx, plan.monitor_out, "".join(parts), "output", fired)
+                await self.runner.judge(ctx, plan.monitor_out, "".join(parts), "output", fired)
             if outcome is not None:
                 yield cut_chunk(pending[-1][0].payload if pending else {}, ctx.endpoint)
                 return
@@ -373,10 +275,10 @@ class GuardStage:
         local = [guard for guard in due if not is_called(guard)]
         if local:
             since = min(checked[guard.name] for guard in local)
-            outcome = self._run(ctx, local, answer[max(0, since - self.window):], "output", fired=fired)
+            outcome = self.runner.run(ctx, local, answer[max(0, since - self.window):], "output", fired=fired)
         called = [guard for guard in due if is_called(guard)]
         if outcome is None and called:
-            outcome = await self._judge(ctx, called, answer, "output", fired)
+            outcome = await self.runner.judge(ctx, called, answer, "output", fired)
         for guard in due:
             checked[guard.name] = total
         return outcome
@@ -402,23 +304,6 @@ def _cancel(*futures: asyncio.Future[Any] | None) -> None:
     for future in futures:
         if future is not None and not future.done():
             future.cancel()
-
-
-def _annotate(ctx: RequestContext, direction: Direction, found: list[Any]) -> None:
-    previous = (ctx.annotations or {}).get(f"guard.{direction}")
-    ctx.annotate(f"guard.{direction}", [*previous, *found] if isinstance(previous, list) else found)
-
-
-_WORD_BREAK = re.compile(r"[\W_]")
-
-
-def _tail(text: str, chars: int) -> str:
-    """The last `chars` characters, from a word boundary on (a cut word could read as a listed one)."""
-    if len(text) <= chars:
-        return text
-    cut = text[-chars:]
-    boundary = _WORD_BREAK.search(cut)
-    return cut[boundary.start():] if boundary is not None else ""
 
 
 __all__ = ["GUARDS_HEADER", "GUARD_CALL", "ContentFiltered", "Failure", "GuardStage", "GuardUnavailable"]
